@@ -1,0 +1,111 @@
+//! The file and descriptor system calls the layers above need: statx for O_DIRECT alignment,
+//! fstat, the block-size ioctl, fcntl, eventfd and poll.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN)`: the O_DIRECT alignment of an open file as
+/// `(memory alignment, offset alignment)`, `Some((0, 0))` when the file does not support
+/// O_DIRECT, or `None` when this kernel or filesystem does not report it (before Linux 6.1).
+#[doc(alias = "statx")]
+pub fn statx_dioalign(fd: BorrowedFd<'_>) -> io::Result<Option<(u32, u32)>> {
+    // SAFETY: an all-zero statx is a valid value of this plain C struct.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: the path is a NUL-terminated empty string, `stx` is writable, and AT_EMPTY_PATH
+    // makes the call refer to `fd` itself.
+    cvt(unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_DIOALIGN,
+            &mut stx,
+        )
+    })?;
+    if stx.stx_mask & libc::STATX_DIOALIGN == 0 {
+        return Ok(None);
+    }
+    Ok(Some((stx.stx_dio_mem_align, stx.stx_dio_offset_align)))
+}
+
+/// `fstat(fd)`.
+pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
+    // SAFETY: an all-zero stat is a valid value of this plain C struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid, writable stat.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok(st)
+}
+
+/// `ioctl(fd, BLKSSZGET)`: a block device's logical block size.
+#[doc(alias = "BLKSSZGET")]
+pub fn logical_block_size(fd: BorrowedFd<'_>) -> io::Result<u32> {
+    let mut size: libc::c_int = 0;
+    // SAFETY: BLKSSZGET writes one int through the pointer, which is valid and writable.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::BLKSSZGET, &mut size as *mut libc::c_int) })?;
+    Ok(size as u32)
+}
+
+/// `fcntl(fd, F_GETFL)`: the file status flags (`O_DIRECT`, `O_APPEND`, the access mode, …).
+pub fn status_flags(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
+    // SAFETY: F_GETFL takes no argument and only reads the descriptor's flags.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })
+}
+
+/// `eventfd(initval, flags)`.
+pub fn eventfd(initval: u32, flags: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: eventfd takes no pointers.
+    let fd = cvt(unsafe { libc::eventfd(initval, flags) })?;
+    // SAFETY: `fd` was just returned by eventfd, is open, and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Reads an eventfd's 8-byte counter (which resets it, or decrements it in semaphore mode).
+pub fn eventfd_read(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut value = 0u64;
+    // SAFETY: `value` is 8 writable bytes.
+    let n = unsafe { libc::read(fd.as_raw_fd(), (&mut value as *mut u64).cast(), 8) };
+    match n {
+        8 => Ok(value),
+        n if n < 0 => Err(io::Error::last_os_error()),
+        _ => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "short read from an eventfd")),
+    }
+}
+
+/// Adds `value` to an eventfd's counter.
+pub fn eventfd_write(fd: BorrowedFd<'_>, value: u64) -> io::Result<()> {
+    // SAFETY: `value` is 8 readable bytes.
+    let n = unsafe { libc::write(fd.as_raw_fd(), (&value as *const u64).cast(), 8) };
+    match n {
+        8 => Ok(()),
+        n if n < 0 => Err(io::Error::last_os_error()),
+        _ => Err(io::Error::new(io::ErrorKind::WriteZero, "short write to an eventfd")),
+    }
+}
+
+/// `poll(2)` on one descriptor: waits until one of `events` is ready or `timeout` passes
+/// (`None`: no limit). Returns the ready events, 0 on timeout.
+#[doc(alias = "poll")]
+pub fn poll_one(
+    fd: BorrowedFd<'_>,
+    events: libc::c_short,
+    timeout: Option<Duration>,
+) -> io::Result<libc::c_short> {
+    let ms = match timeout {
+        None => -1,
+        Some(d) => libc::c_int::try_from(d.as_millis()).unwrap_or(libc::c_int::MAX),
+    };
+    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 };
+    // SAFETY: `pfd` is one valid, writable pollfd.
+    let n = cvt(unsafe { libc::poll(&mut pfd, 1, ms) })?;
+    Ok(if n == 0 { 0 } else { pfd.revents })
+}

@@ -1,0 +1,13 @@
+//! The raw layer: exact kernel layouts and one function per system call.
+//!
+//! This is the one module full of `unsafe`: every layout here is the kernel's (asserted at
+//! compile time in [`abi`]), every system call has a single wrapper returning `io::Result`, and
+//! every `unsafe` block says why it is sound. The layers above ([`crate::kernel`], …) are built
+//! on these functions and do not issue system calls of their own.
+
+pub mod abi;
+pub mod aio;
+pub mod fs;
+pub mod ring;
+
+pub use abi::*;
