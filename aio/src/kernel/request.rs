@@ -484,12 +484,12 @@ impl<B> fmt::Debug for Completion<B> {
 /// A submission that failed, with what was submitted given back, so no buffer is lost.
 pub struct SubmitError<T> {
     error: io::Error,
-    request: T,
+    request: Box<T>,
 }
 
 impl<T> SubmitError<T> {
     pub(crate) fn new(error: io::Error, request: T) -> Self {
-        SubmitError { error, request }
+        SubmitError { error, request: Box::new(request) }
     }
 
     /// The error.
@@ -499,12 +499,12 @@ impl<T> SubmitError<T> {
 
     /// What was not submitted.
     pub fn into_request(self) -> T {
-        self.request
+        *self.request
     }
 
     /// Both.
     pub fn into_parts(self) -> (io::Error, T) {
-        (self.error, self.request)
+        (self.error, *self.request)
     }
 }
 
