@@ -45,7 +45,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use aio::kernel::{Context, RawContext, ReapMode, Request};
+use aio::kernel::{Completion, Context, RawContext, ReapMode, Request};
 use aio::sys::{io_event, iocb};
 use aio::{AlignedBuf, IoBufMut};
 
@@ -253,6 +253,8 @@ struct Safe<'f> {
     bufs: Vec<AlignedBuf>,
     /// The batch being submitted (kept for its capacity).
     reqs: Vec<Request<AlignedBuf>>,
+    /// The batch's completions (kept for its capacity).
+    done: Vec<Completion<AlignedBuf>>,
 }
 
 impl<'f> Safe<'f> {
@@ -266,6 +268,7 @@ impl<'f> Safe<'f> {
             asked: mode,
             bufs: (0..depth).map(|_| AlignedBuf::new(BLOCK, BLOCK)).collect(),
             reqs: Vec::with_capacity(depth),
+            done: Vec::with_capacity(depth),
         })
     }
 
@@ -290,11 +293,14 @@ impl<'f> Safe<'f> {
             return Err(format!("Context: io_submit took {} of {depth} requests", ids.len()));
         }
         let pending = if PROBE { self.ctx.raw().ring_pending() } else { None };
-        let done = self.ctx.get_events(depth, depth, None).map_err(|e| format!("Context: {e}"))?;
-        if done.len() != depth {
-            return Err(format!("Context: get_events gave {} of {depth} completions", done.len()));
+        let n = self
+            .ctx
+            .get_events_into(depth, depth, None, &mut self.done)
+            .map_err(|e| format!("Context: {e}"))?;
+        if n != depth {
+            return Err(format!("Context: get_events gave {n} of {depth} completions"));
         }
-        for c in done {
+        for c in self.done.drain(..) {
             let (res, offset) = (c.res(), c.user_data());
             let buf = c.into_buf().ok_or("Context: a completion without its buffer")?;
             let checked = if res == BLOCK as i64 {

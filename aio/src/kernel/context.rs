@@ -15,8 +15,11 @@ use super::request::{Bufs, Callback, Completion, Op, Request, RequestId, SubmitE
 use crate::buf::AlignedBuf;
 use crate::sys::{self, io_event, iocb};
 
-/// Most completions taken from the kernel in one go.
-const REAP_CHUNK: usize = 256;
+/// Most completions taken from the kernel in one go (a stack array of this many events).
+const REAP_CHUNK: usize = 64;
+
+/// Most spare iocb allocations kept for reuse.
+const SPARE_IOCBS: usize = 1024;
 
 /// Most buffers in one vectored request (`IOV_MAX`).
 const IOV_MAX: usize = 1024;
@@ -37,7 +40,7 @@ const IOV_MAX: usize = 1024;
 /// [`IoBuf`](crate::IoBuf).
 pub struct Context<B = AlignedBuf> {
     raw: RawContext,
-    table: Mutex<Slab<Entry<B>>>,
+    table: Mutex<Table<B>>,
     /// Reaped completions without a callback, waiting for `get_events`.
     ready: Mutex<VecDeque<Completion<B>>>,
     /// Reaped completions whose callback has not run yet (a callback before them panicked).
@@ -53,6 +56,41 @@ pub enum CancelStatus {
     InProgress,
     /// The kernel cancelled it and returned its completion at once (old kernels).
     Completed,
+}
+
+/// The requests in flight, and iocb allocations kept for reuse.
+struct Table<B> {
+    entries: Slab<Entry<B>>,
+    #[allow(clippy::vec_box)] // the boxes are what is reused: their addresses go to the kernel
+    spare: Vec<Box<IocbCell>>,
+}
+
+impl<B> Table<B> {
+    /// Removes an entry, keeping its iocb allocation for the next request; returns the request
+    /// and its sequence number.
+    fn take(&mut self, key: usize) -> (Request<B>, u64) {
+        let Entry { req, iocb, seq } = self.entries.remove(key);
+        if self.spare.len() < SPARE_IOCBS {
+            self.spare.push(iocb);
+        }
+        (req, seq)
+    }
+
+    /// Puts a request in the table with its iocb; returns its key and the iocb's address.
+    fn insert(&mut self, req: Request<B>, seq: u64) -> (usize, *mut iocb) {
+        let slot = self.entries.vacant_entry();
+        let key = slot.key();
+        let cb = build_iocb(&req, key as u64);
+        let iocb = match self.spare.pop() {
+            Some(mut spare) => {
+                *spare.0.get_mut() = cb;
+                spare
+            }
+            None => Box::new(IocbCell(UnsafeCell::new(cb))),
+        };
+        let entry = slot.insert(Entry { req, iocb, seq });
+        (key, entry.iocb_ptr())
+    }
 }
 
 /// A submitted request: its buffers and the iocb the kernel was given.
@@ -87,7 +125,10 @@ impl<B: Send + 'static> Context<B> {
     pub fn new(max_events: usize) -> io::Result<Context<B>> {
         Ok(Context {
             raw: RawContext::new(max_events)?,
-            table: Mutex::new(Slab::with_capacity(max_events.min(4096))),
+            table: Mutex::new(Table {
+                entries: Slab::with_capacity(max_events.min(4096)),
+                spare: Vec::new(),
+            }),
             ready: Mutex::new(VecDeque::new()),
             deferred: Mutex::new(VecDeque::new()),
             seq: AtomicU64::new(0),
@@ -111,7 +152,7 @@ impl<B: Send + 'static> Context<B> {
 
     /// Requests submitted and not yet reaped.
     pub fn in_flight(&self) -> usize {
-        self.table().len()
+        self.table().entries.len()
     }
 
     /// `io_submit` of one request. On failure the request comes back with the error: the kernel's
@@ -234,29 +275,61 @@ impl<B: Send + 'static> Context<B> {
         timeout: Option<Duration>,
         sigmask: Option<&libc::sigset_t>,
     ) -> io::Result<Vec<Completion<B>>> {
+        let mut out = Vec::new();
+        self.pget_events_into(min_nr, max_nr, timeout, sigmask, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`get_events`](Self::get_events) appending to `out`, so a reaping loop can reuse one
+    /// vector; returns how many were appended.
+    pub fn get_events_into(
+        &self,
+        min_nr: usize,
+        max_nr: usize,
+        timeout: Option<Duration>,
+        out: &mut Vec<Completion<B>>,
+    ) -> io::Result<usize> {
+        self.pget_events_into(min_nr, max_nr, timeout, None, out)
+    }
+
+    /// [`pget_events`](Self::pget_events) appending to `out`; returns how many were appended.
+    pub fn pget_events_into(
+        &self,
+        min_nr: usize,
+        max_nr: usize,
+        timeout: Option<Duration>,
+        sigmask: Option<&libc::sigset_t>,
+        out: &mut Vec<Completion<B>>,
+    ) -> io::Result<usize> {
+        let base = out.len();
         let min_nr = min_nr.min(max_nr);
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut out = Vec::new();
-        self.take_ready(&mut out, max_nr);
-        while out.len() < max_nr {
-            let need = min_nr.saturating_sub(out.len());
+        let got = |out: &Vec<Completion<B>>| out.len() - base;
+        self.take_ready(out, base + max_nr);
+        while got(out) < max_nr {
+            let need = min_nr.saturating_sub(got(out));
             // With enough in hand, only sweep up what is already there.
             let wait = if need == 0 {
                 Some(Duration::ZERO)
             } else {
                 deadline.map(|d| d.saturating_duration_since(Instant::now()))
             };
-            let result = self.reap(need, max_nr - out.len(), wait, sigmask);
-            self.take_ready(&mut out, max_nr);
+            let max = (max_nr - got(out)).min(REAP_CHUNK);
+            let result = self.reap(need.min(max), max, wait, sigmask);
+            self.take_ready(out, base + max_nr);
             match result {
-                Err(e) if out.is_empty() => return Err(e),
+                Err(e) if got(out) == 0 => return Err(e),
                 Err(_) => break,
                 // Done, timed out, or all reaped went to callbacks and there is time left.
-                Ok(n) if out.len() >= min_nr || n < need || wait == Some(Duration::ZERO) => break,
+                Ok(n)
+                    if got(out) >= min_nr || n < need.min(max) || wait == Some(Duration::ZERO) =>
+                {
+                    break
+                }
                 Ok(_) => {}
             }
         }
-        Ok(out)
+        Ok(got(out))
     }
 
     /// `io_queue_run`, waiting: reaps until at least `min_nr` completions were taken or `timeout`
@@ -279,8 +352,9 @@ impl<B: Send + 'static> Context<B> {
                 Err(_) => return Ok(total),
                 Ok(n) => {
                     total += n;
-                    // Stop when the kernel had no more than one chunk, or the wait timed out.
-                    if n < REAP_CHUNK && (total >= min_nr || n < need) {
+                    // Stop when the kernel had less than a chunk and we have enough, or when the
+                    // wait timed out.
+                    if (n < REAP_CHUNK && total >= min_nr) || n < need.min(REAP_CHUNK) {
                         return Ok(total);
                     }
                 }
@@ -297,7 +371,7 @@ impl<B: Send + 'static> Context<B> {
     #[doc(alias = "io_cancel")]
     pub fn cancel(&self, id: RequestId) -> io::Result<CancelStatus> {
         let mut table = self.table();
-        let ptr = match table.get(id.key) {
+        let ptr = match table.entries.get(id.key) {
             Some(e) if e.seq == id.seq => e.iocb_ptr(),
             _ => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
         };
@@ -332,6 +406,7 @@ impl<B: Send + 'static> Context<B> {
         self.run_deferred();
         let mut events = [io_event::default(); REAP_CHUNK];
         let max = max.clamp(1, REAP_CHUNK);
+        debug_assert!(min <= max);
         let n = self.raw.pget_events(min.min(max), &mut events[..max], timeout, sigmask)?;
         if n == 0 {
             return Ok(0);
@@ -388,20 +463,16 @@ impl<B: Send + 'static> Context<B> {
     /// Puts a request in the table and builds its iocb there; returns its id and iocb address.
     fn insert(&self, req: Request<B>) -> (RequestId, *mut iocb) {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let mut table = self.table();
-        let slot = table.vacant_entry();
-        let key = slot.key();
-        let cb = build_iocb(&req, key as u64);
-        let entry = slot.insert(Entry { req, iocb: Box::new(IocbCell(UnsafeCell::new(cb))), seq });
-        (RequestId { key, seq }, entry.iocb_ptr())
+        let (key, ptr) = self.table().insert(req, seq);
+        (RequestId { key, seq }, ptr)
     }
 
     /// Takes back a request the kernel did not take.
     fn remove(&self, key: usize) -> Request<B> {
-        self.table().remove(key).req
+        self.table().take(key).0
     }
 
-    fn table(&self) -> MutexGuard<'_, Slab<Entry<B>>> {
+    fn table(&self) -> MutexGuard<'_, Table<B>> {
         lock(&self.table)
     }
 
@@ -415,9 +486,8 @@ impl<B> Drop for Context<B> {
         // io_destroy waits until the kernel is done with every request; then the buffers in the
         // table may go. If it fails, the kernel might still use them: leak them instead.
         if self.raw.destroy_in_place().is_err() {
-            let table =
-                std::mem::take(self.table.get_mut().unwrap_or_else(PoisonError::into_inner));
-            std::mem::forget(table);
+            let table = self.table.get_mut().unwrap_or_else(PoisonError::into_inner);
+            std::mem::forget(std::mem::take(&mut table.entries));
         }
     }
 }
@@ -427,7 +497,7 @@ impl<B> fmt::Debug for Context<B> {
         f.debug_struct("Context")
             .field("id", &format_args!("{:#x}", self.raw.id()))
             .field("reap_mode", &self.raw.reap_mode())
-            .field("in_flight", &lock(&self.table).len())
+            .field("in_flight", &lock(&self.table).entries.len())
             .finish()
     }
 }
@@ -493,14 +563,14 @@ fn build_iocb<B>(req: &Request<B>, data: u64) -> iocb {
 /// Turns a kernel event into the completion of its table entry, recording how much a read
 /// filled. `None` if the event is not for a request in the table.
 fn finish<B>(
-    table: &mut Slab<Entry<B>>,
+    table: &mut Table<B>,
     event: &io_event,
 ) -> Option<(Completion<B>, Option<Callback<B>>)> {
     let key = usize::try_from(event.data).ok()?;
-    if table.get(key)?.iocb_ptr() as u64 != event.obj {
+    if table.entries.get(key)?.iocb_ptr() as u64 != event.obj {
         return None;
     }
-    let Entry { mut req, seq, .. } = table.remove(key);
+    let (mut req, seq) = table.take(key);
     if let (Some(set_init), true) = (req.set_init, event.res > 0) {
         let mut left = event.res as usize;
         let mut record = |buf: &mut B, room: usize| {
