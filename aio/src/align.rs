@@ -63,6 +63,14 @@ impl DioAlign {
             // Older kernel or a filesystem that does not say: ask the device.
             Ok(None) | Err(_) => {}
         }
+        DioAlign::of_device(fd)
+    }
+
+    /// The alignment from the device alone, without asking `statx`: the logical block size of
+    /// the block device `file` is (`BLKSSZGET`) or lives on (sysfs), else 4096. This is what
+    /// [`of`](Self::of) falls back to on kernels before 6.1.
+    pub fn of_device(file: impl AsFd) -> io::Result<DioAlign> {
+        let fd = file.as_fd();
         let st = sys::fs::fstat(fd)?;
         let from_device = if st.st_mode & libc::S_IFMT == libc::S_IFBLK {
             sys::fs::logical_block_size(fd).ok()
@@ -141,4 +149,38 @@ fn sysfs_logical_block_size(dev: libc::dev_t) -> Option<u32> {
         .iter()
         .find_map(|rel| std::fs::read_to_string(format!("{base}/{rel}")).ok())
         .and_then(|s| s.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_fallback_matches_sysfs() {
+        let file = std::fs::File::open(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let st = sys::fs::fstat(file.as_fd()).unwrap();
+        let a = DioAlign::of_device(&file).unwrap();
+        match sysfs_logical_block_size(st.st_dev) {
+            Some(size) => {
+                assert_eq!(a.source, AlignSource::BlockDevice);
+                assert_eq!((a.memory, a.offset), (size as usize, size as usize));
+            }
+            None => assert_eq!(a.source, AlignSource::Default),
+        }
+        assert!(a.offset.is_power_of_two());
+    }
+
+    #[test]
+    fn check_names_the_problem() {
+        let a = DioAlign { memory: 512, offset: 4096, source: AlignSource::Default };
+        assert!(a.check(4096, 8192, 4096).is_ok());
+        let e = a.check(4096 + 512, 100, 0).unwrap_err().to_string();
+        assert!(e.contains("length 100"), "{e}");
+        let e = a.check(3, 4096, 0).unwrap_err().to_string();
+        assert!(e.contains("buffer address 0x3"), "{e}");
+        let e = a.check(0, 4096, 512).unwrap_err().to_string();
+        assert!(e.contains("file offset 512"), "{e}");
+        assert_eq!(a.round_up(1), 4096);
+        assert_eq!(a.buffer_align(), 4096);
+    }
 }

@@ -1,0 +1,85 @@
+//! O_DIRECT alignment discovery on a real file and on a block device (a loop device with
+//! 4096-byte sectors, when this process may create one).
+
+mod common;
+
+use std::process::Command;
+
+use aio::align::AlignSource;
+use aio::kernel::{Context, Request};
+use aio::{AlignedBuf, DioAlign};
+use common::*;
+
+#[test]
+fn a_file_on_disk_reports_its_alignment() {
+    let dir = test_dir();
+    let align = match direct_support(dir.path()) {
+        Ok(a) => a,
+        Err(reason) => return skip("a_file_on_disk_reports_its_alignment", &reason),
+    };
+    assert!(align.memory.is_power_of_two() && align.offset.is_power_of_two());
+    assert!(align.offset >= 512 && align.offset <= 4096, "{align}");
+    if align.source != AlignSource::Statx {
+        skip("a_file_on_disk_reports_its_alignment (statx)", "STATX_DIOALIGN not reported here");
+    }
+    // What it reports works: aligned to it, O_DIRECT I/O succeeds.
+    let file = open_direct(&dir.path().join("f"));
+    let ctx = Context::<AlignedBuf>::new(2).unwrap();
+    let buf = AlignedBuf::from_slice(&pattern(align.offset, 1), align.memory);
+    let req = Request::pwrite(&file, buf, align.offset as u64).check_alignment(align);
+    ctx.submit(req).unwrap();
+    assert_eq!(ctx.get_events(1, 1, None).unwrap()[0].result().unwrap(), align.offset);
+}
+
+/// Sets up a loop device over a file, with the given sector size; removes it on drop.
+struct Loop(String);
+
+impl Loop {
+    fn new(backing: &std::path::Path, sector: u32) -> Result<Loop, String> {
+        let out = Command::new("losetup")
+            .args(["--find", "--show", "--direct-io=on", "--sector-size", &sector.to_string()])
+            .arg(backing)
+            .output()
+            .map_err(|e| format!("losetup: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("losetup: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        Ok(Loop(String::from_utf8_lossy(&out.stdout).trim().to_string()))
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").arg("-d").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_block_device_reports_its_logical_block_size() {
+    let dir = test_dir();
+    let backing = dir.path().join("disk.img");
+    std::fs::write(&backing, vec![0u8; 8 << 20]).unwrap();
+    let dev = match Loop::new(&backing, 4096) {
+        Ok(d) => d,
+        Err(reason) => return skip("a_block_device_reports_its_logical_block_size", &reason),
+    };
+    let file = open_direct(std::path::Path::new(&dev.0));
+    let align = DioAlign::of(&file).unwrap();
+    assert_eq!(align.offset, 4096, "{align}");
+    let fallback = DioAlign::of_device(&file).unwrap();
+    assert_eq!(fallback.source, AlignSource::BlockDevice);
+    assert_eq!((fallback.memory, fallback.offset), (4096, 4096));
+
+    // A 512-byte-aligned offset is refused by this device, and the check says so up front.
+    let ctx = Context::<AlignedBuf>::new(2).unwrap();
+    let err = ctx
+        .submit(Request::pread(&file, AlignedBuf::new(4096, 4096), 512).check_alignment(align))
+        .unwrap_err();
+    assert!(err.error().to_string().contains("file offset 512"), "{}", err.error());
+    ctx.submit(Request::pread(&file, AlignedBuf::new(4096, 4096), 512)).unwrap();
+    let c = ctx.get_events(1, 1, None).unwrap().pop().unwrap();
+    assert_eq!(c.result().unwrap_err().raw_os_error(), Some(libc::EINVAL));
+    // Aligned, kernel AIO on the block device works.
+    ctx.submit(Request::pread(&file, AlignedBuf::new(8192, 4096), 4096)).unwrap();
+    assert_eq!(ctx.get_events(1, 1, None).unwrap()[0].result().unwrap(), 8192);
+}
