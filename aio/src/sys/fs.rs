@@ -109,3 +109,18 @@ pub fn poll_one(
     let n = cvt(unsafe { libc::poll(&mut pfd, 1, ms) })?;
     Ok(if n == 0 { 0 } else { pfd.revents })
 }
+
+/// `poll(2)` on several descriptors: waits until one is ready or `timeout` passes (`None`: no
+/// limit). Returns how many are ready; their `revents` are filled in.
+pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
+    let ms = match timeout {
+        None => -1,
+        // Round up, so a short timeout does not become a busy loop of zero-timeout polls.
+        Some(d) => {
+            libc::c_int::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(libc::c_int::MAX)
+        }
+    };
+    // SAFETY: `fds` is a live, writable array of `fds.len()` pollfds.
+    let n = cvt(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) })?;
+    Ok(n as usize)
+}

@@ -8,6 +8,7 @@
 pub mod abi;
 pub mod aio;
 pub mod fs;
+pub mod io;
 pub mod ring;
 
 pub use abi::*;

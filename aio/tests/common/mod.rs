@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod drivers;
+
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;

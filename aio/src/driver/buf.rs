@@ -1,0 +1,273 @@
+//! [`Buf`]: a request's memory, as a driver sees it — segments to read or write, and the owner
+//! that keeps them alive.
+
+use std::any::Any;
+use std::fmt;
+
+use crate::buf::{IoBuf, IoBufMut};
+
+/// Most segments in one request (`IOV_MAX`).
+pub(crate) const IOV_MAX: usize = 1024;
+
+/// The memory of one request: up to [`IOV_MAX`] segments, and what owns them.
+///
+/// Built from owned buffers ([`IoBuf`], [`IoBufMut`]), it keeps them until the request's
+/// completion gives the `Buf` back, where [`take`](Buf::take) returns them. Built from raw
+/// memory ([`Buf::raw`], for C callers), the caller answers for its lifetime.
+///
+/// A read fills the segments in order; a write sends them in order.
+pub struct Buf {
+    segs: Segs,
+    writable: bool,
+    owner: Option<Box<dyn Any + Send>>,
+}
+
+enum Segs {
+    None,
+    One(libc::iovec),
+    Many(Box<[libc::iovec]>),
+}
+
+// SAFETY: the segments point into memory owned by `owner` (which is Send) or, for raw buffers,
+// memory whose owner promised it stays valid wherever the request goes; the iovecs themselves
+// are plain data.
+unsafe impl Send for Buf {}
+// SAFETY: shared access only reads the segment list; the memory behind it is reached through
+// `&mut self` (`scatter`) or read (`gather`).
+unsafe impl Sync for Buf {}
+
+fn iovec(ptr: *const u8, len: usize) -> libc::iovec {
+    libc::iovec { iov_base: ptr.cast_mut().cast(), iov_len: len }
+}
+
+impl Buf {
+    /// No memory (fsync).
+    pub fn none() -> Buf {
+        Buf { segs: Segs::None, writable: false, owner: None }
+    }
+
+    /// A buffer to read into: its whole capacity ([`IoBuf::bytes_total`]).
+    pub fn for_read<B: IoBufMut>(mut buf: B) -> Buf {
+        let seg = iovec(buf.stable_mut_ptr(), buf.bytes_total());
+        Buf { segs: Segs::One(seg), writable: true, owner: Some(Box::new(buf)) }
+    }
+
+    /// A buffer to write from: its data ([`IoBuf::bytes_init`]).
+    pub fn for_write<B: IoBuf>(buf: B) -> Buf {
+        let seg = iovec(buf.stable_ptr(), buf.bytes_init());
+        Buf { segs: Segs::One(seg), writable: false, owner: Some(Box::new(buf)) }
+    }
+
+    /// Several buffers to read into, filled in order. [`take`](Buf::take) gives back the `Vec`.
+    pub fn for_readv<B: IoBufMut>(mut bufs: Vec<B>) -> Buf {
+        let segs = bufs.iter_mut().map(|b| iovec(b.stable_mut_ptr(), b.bytes_total())).collect();
+        Buf { segs: Segs::Many(segs), writable: true, owner: Some(Box::new(bufs)) }
+    }
+
+    /// Several buffers to write, in order. [`take`](Buf::take) gives back the `Vec`.
+    pub fn for_writev<B: IoBuf>(bufs: Vec<B>) -> Buf {
+        let segs = bufs.iter().map(|b| iovec(b.stable_ptr(), b.bytes_init())).collect();
+        Buf { segs: Segs::Many(segs), writable: false, owner: Some(Box::new(bufs)) }
+    }
+
+    /// Memory the caller owns: `len` bytes at `ptr`, writable if `writable`.
+    ///
+    /// # Safety
+    ///
+    /// The memory must stay valid — and, if writable, not be accessed by anyone else — until
+    /// the request it goes into has completed (its completion was reaped or its driver dropped).
+    pub unsafe fn raw(ptr: *mut u8, len: usize, writable: bool) -> Buf {
+        Buf { segs: Segs::One(iovec(ptr, len)), writable, owner: None }
+    }
+
+    /// Memory the caller owns, as an `iovec` array (copied; the array itself need not outlive
+    /// the call).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Buf::raw`], for every segment.
+    pub unsafe fn raw_iov(iov: &[libc::iovec], writable: bool) -> Buf {
+        Buf { segs: Segs::Many(iov.into()), writable, owner: None }
+    }
+
+    /// Adds an owner: something to keep alive with the request and give back with it.
+    pub fn with_owner(mut self, owner: Box<dyn Any + Send>) -> Buf {
+        self.owner = Some(owner);
+        self
+    }
+
+    /// The owned buffer back, if it is a `B` (a `Vec<B>` for `for_readv`/`for_writev`).
+    pub fn take<B: 'static>(self) -> Option<B> {
+        self.owner?.downcast::<B>().ok().map(|b| *b)
+    }
+
+    /// The buffer a read filled, if it is a `B`, with the first `filled` bytes recorded as data
+    /// ([`IoBufMut::set_init`]): for a `Vec<u8>`, its length grows to cover them.
+    ///
+    /// # Safety
+    ///
+    /// This `Buf` must have been made by [`Buf::for_read`] from a `B`, and a read must have
+    /// written `filled` bytes into it — as a [`Driver`](super::Driver)'s completion reports.
+    pub unsafe fn take_filled<B: IoBufMut>(self, filled: usize) -> Option<B> {
+        let mut buf: B = self.take()?;
+        let filled = filled.min(buf.bytes_total());
+        // SAFETY: the caller vouches that a read wrote the first `filled` bytes.
+        unsafe { buf.set_init(filled) };
+        Some(buf)
+    }
+
+    /// Like [`take_filled`](Buf::take_filled) for [`Buf::for_readv`]: the bytes are shared out
+    /// over the buffers in order.
+    ///
+    /// # Safety
+    ///
+    /// This `Buf` must have been made by [`Buf::for_readv`] from a `Vec<B>`, and a read must
+    /// have written `filled` bytes into it.
+    pub unsafe fn take_filled_vec<B: IoBufMut>(self, filled: usize) -> Option<Vec<B>> {
+        let mut bufs: Vec<B> = self.take()?;
+        let mut left = filled;
+        for b in &mut bufs {
+            let n = left.min(b.bytes_total());
+            left -= n;
+            // SAFETY: the read filled the buffers in order; this one got `n` bytes.
+            unsafe { b.set_init(n) };
+        }
+        Some(bufs)
+    }
+
+    /// The owner, whatever its type.
+    pub fn into_owner(self) -> Option<Box<dyn Any + Send>> {
+        self.owner
+    }
+
+    /// Number of segments.
+    pub fn segments(&self) -> usize {
+        match &self.segs {
+            Segs::None => 0,
+            Segs::One(_) => 1,
+            Segs::Many(v) => v.len(),
+        }
+    }
+
+    /// The segments, as the kernel's `struct iovec`.
+    pub fn iovecs(&self) -> &[libc::iovec] {
+        match &self.segs {
+            Segs::None => &[],
+            Segs::One(v) => std::slice::from_ref(v),
+            Segs::Many(v) => v,
+        }
+    }
+
+    /// Total length of the segments.
+    pub fn len(&self) -> usize {
+        self.iovecs().iter().map(|v| v.iov_len).sum()
+    }
+
+    /// Whether there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether a read may fill it.
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+
+    /// Shortens the segments so they hold at most `len` bytes (the owner keeps all its memory).
+    pub fn truncate(&mut self, len: usize) {
+        let mut left = len;
+        let cut = |v: &mut libc::iovec, left: &mut usize| {
+            v.iov_len = v.iov_len.min(*left);
+            *left -= v.iov_len;
+        };
+        match &mut self.segs {
+            Segs::None => {}
+            Segs::One(v) => cut(v, &mut left),
+            Segs::Many(vs) => vs.iter_mut().for_each(|v| cut(v, &mut left)),
+        }
+    }
+
+    /// Copies `src` into the segments in order; returns how many bytes fit. Nothing is copied
+    /// into a read-only buffer.
+    pub fn scatter(&mut self, src: &[u8]) -> usize {
+        if !self.writable {
+            return 0;
+        }
+        let mut done = 0;
+        for v in self.iovecs() {
+            let n = v.iov_len.min(src.len() - done);
+            if n == 0 {
+                break;
+            }
+            // SAFETY: the segment is valid for writes of `iov_len` bytes while this Buf lives
+            // (owned memory, or the `raw` constructor's promise), `&mut self` means no request
+            // is using it, and `src` is a distinct borrow.
+            unsafe { std::ptr::copy_nonoverlapping(src[done..].as_ptr(), v.iov_base.cast(), n) };
+            done += n;
+        }
+        done
+    }
+
+    /// Copies the segments, in order, into `dst`; returns how many bytes.
+    pub fn gather(&self, dst: &mut [u8]) -> usize {
+        let mut done = 0;
+        for v in self.iovecs() {
+            let n = v.iov_len.min(dst.len() - done);
+            if n == 0 {
+                break;
+            }
+            // SAFETY: the segment is valid for reads of `iov_len` bytes while this Buf lives;
+            // `dst` is a distinct, exclusive borrow.
+            unsafe {
+                std::ptr::copy_nonoverlapping(v.iov_base.cast::<u8>(), dst[done..].as_mut_ptr(), n)
+            };
+            done += n;
+        }
+        done
+    }
+}
+
+impl fmt::Debug for Buf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Buf")
+            .field("segments", &self.segments())
+            .field("len", &self.len())
+            .field("writable", &self.writable)
+            .field("owned", &self.owner.is_some())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AlignedBuf;
+
+    #[test]
+    fn scatter_gather_and_take_back() {
+        let mut b = Buf::for_readv(vec![Vec::<u8>::with_capacity(3), Vec::with_capacity(5)]);
+        assert_eq!(b.len(), 8);
+        assert_eq!(b.scatter(b"abcdefghij"), 8);
+        let mut out = [0u8; 8];
+        assert_eq!(b.gather(&mut out), 8);
+        assert_eq!(&out, b"abcdefgh");
+        let bufs: Vec<Vec<u8>> = b.take().unwrap();
+        assert_eq!(bufs.len(), 2);
+
+        let w = Buf::for_write(AlignedBuf::from_slice(b"xyz", 512));
+        assert!(!w.is_writable());
+        assert_eq!(w.len(), 3);
+        assert!(w.take::<Vec<u8>>().is_none(), "wrong type gives nothing");
+    }
+
+    #[test]
+    fn truncate_shortens_in_order() {
+        let mut b = Buf::for_readv(vec![AlignedBuf::new(512, 512), AlignedBuf::new(512, 512)]);
+        b.truncate(700);
+        assert_eq!(b.iovecs().iter().map(|v| v.iov_len).collect::<Vec<_>>(), [512, 188]);
+        let mut w = Buf::for_write(b"hello".to_vec());
+        assert_eq!(w.scatter(b"no"), 0, "read-only");
+        w.truncate(2);
+        assert_eq!(w.len(), 2);
+    }
+}

@@ -1,0 +1,367 @@
+//! [`KernelDriver`]: native kernel AIO (`io_submit`/`io_getevents`) as a driver.
+//!
+//! Kernel AIO is asynchronous only for `O_DIRECT` files and block devices: on a buffered file
+//! `io_submit` performs the I/O before it returns. So this driver checks each request's
+//! descriptor (`F_GETFL`): `O_DIRECT` requests go to the kernel; others go to a thread pool
+//! ([`KernelOptions::buffered_pool`], the default) or are refused with a message saying why —
+//! the driver never blocks while pretending to be asynchronous.
+//!
+//! Requests are batched: `queue` builds the iocb, `flush` submits everything queued in one
+//! `io_submit`. Every iocb carries the driver's eventfd (`IOCB_FLAG_RESFD`), which the pool
+//! signals too, so one descriptor wakes an event loop for both.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+use super::ready::{deadline, Ready};
+use super::{CancelOutcome, Completion, Driver, Op, PoolDriver, PoolOptions, Rejected, Request};
+use crate::kernel::RawContext;
+use crate::sys::{self, io_event, iocb};
+use crate::EventFd;
+
+/// How a [`KernelDriver`] is set up.
+#[derive(Debug, Clone)]
+pub struct KernelOptions {
+    /// Requests in flight at once (`io_setup`'s `nr_events`); beyond it `queue` says `EAGAIN`.
+    pub max_events: usize,
+    /// Requests held before `queue` submits on its own.
+    pub batch: usize,
+    /// Where requests on buffered (not `O_DIRECT`) descriptors go: a thread pool, or — `None` —
+    /// nowhere: they are refused.
+    pub buffered_pool: Option<PoolOptions>,
+}
+
+impl Default for KernelOptions {
+    fn default() -> KernelOptions {
+        KernelOptions { max_events: 1024, batch: 64, buffered_pool: Some(PoolOptions::default()) }
+    }
+}
+
+/// Native kernel AIO as a [`Driver`].
+pub struct KernelDriver {
+    // Dropped by hand, first: see Drop.
+    ctx: RawContext,
+    state: Mutex<State>,
+    /// Completions taken from the kernel or made here, not yet reaped.
+    ready: Ready,
+    efd: Arc<EventFd>,
+    pool: Option<PoolDriver>,
+    opts: KernelOptions,
+    /// Accepted by this driver (not the pool) and not yet reaped.
+    in_flight: AtomicUsize,
+}
+
+struct State {
+    table: Slab<Entry>,
+    /// Keys of requests queued and not yet submitted, in order.
+    plugged: VecDeque<usize>,
+}
+
+struct Entry {
+    iocb: Box<IocbCell>,
+    buf: super::Buf,
+    user_data: u64,
+}
+
+/// An iocb at a stable address, written by the kernel during `io_submit` (`aio_key`).
+struct IocbCell(std::cell::UnsafeCell<iocb>);
+
+// SAFETY: plain data, written only by the kernel inside io_submit and read by it in io_cancel.
+unsafe impl Send for IocbCell {}
+// SAFETY: as above.
+unsafe impl Sync for IocbCell {}
+
+impl Entry {
+    fn iocb_ptr(&self) -> *mut iocb {
+        self.iocb.0.get()
+    }
+}
+
+impl KernelDriver {
+    /// A driver with these options (`io_setup`, and the pool when there is one).
+    pub fn new(opts: KernelOptions) -> io::Result<KernelDriver> {
+        let ctx = RawContext::new(opts.max_events)?;
+        let efd = Arc::new(EventFd::new()?);
+        let pool =
+            opts.buffered_pool.clone().map(|p| PoolDriver::with_eventfd(p, Arc::clone(&efd)));
+        Ok(KernelDriver {
+            ctx,
+            state: Mutex::new(State { table: Slab::new(), plugged: VecDeque::new() }),
+            ready: Ready::with_eventfd(Arc::clone(&efd)),
+            efd,
+            pool,
+            opts,
+            in_flight: AtomicUsize::new(0),
+        })
+    }
+
+    /// The native context (for its reaping mode and ring).
+    pub fn context(&self) -> &RawContext {
+        &self.ctx
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether requests on `fd` can be asynchronous in the kernel: `O_DIRECT`.
+    fn is_direct(fd: RawFd) -> io::Result<bool> {
+        // SAFETY: the descriptor is only asked for its flags; a closed one gives EBADF.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        Ok(sys::fs::status_flags(fd)? & libc::O_DIRECT != 0)
+    }
+
+    /// Submits queued requests until none is left or the kernel is full. A request the kernel
+    /// refuses completes with the error.
+    fn submit_plugged(&self) -> io::Result<()> {
+        let mut state = self.state();
+        while !state.plugged.is_empty() {
+            let ptrs: Vec<*mut iocb> =
+                state.plugged.iter().map(|&k| state.table[k].iocb_ptr()).collect();
+            // SAFETY: each iocb, its buffer (owned by the entry or promised by the raw buffer's
+            // owner) and the eventfd live in the table until the completion is taken out; the
+            // context is destroyed (waiting for the kernel) before the table is dropped.
+            match unsafe { self.ctx.submit(&ptrs) } {
+                Ok(n) => {
+                    state.plugged.drain(..n);
+                }
+                // Full: what is left goes in once completions are reaped.
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Ok(()),
+                Err(e) => {
+                    // The first request is refused: it completes with the error.
+                    let key = state.plugged.pop_front().expect("not empty");
+                    let entry = state.table.remove(key);
+                    self.ready.push([Completion::failed(entry.user_data, &e, entry.buf)]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes up to `max` completions the kernel has, waiting until `min` or `timeout`.
+    fn harvest(&self, min: usize, max: usize, timeout: Option<Duration>) -> io::Result<usize> {
+        let mut events = [io_event::default(); 64];
+        let max = max.clamp(1, events.len());
+        let n = self.ctx.get_events(min.min(max), &mut events[..max], timeout)?;
+        if n > 0 {
+            let mut state = self.state();
+            let done = events[..n].iter().filter_map(|ev| {
+                let key = usize::try_from(ev.data).ok()?;
+                let entry = state.table.try_remove(key)?;
+                Some(Completion::new(entry.user_data, ev.res, entry.buf))
+            });
+            let done: Vec<_> = done.collect();
+            drop(state);
+            self.ready.push(done);
+        }
+        Ok(n)
+    }
+}
+
+// SAFETY: buffers stay in the table while the kernel may use them (the context is destroyed,
+// which waits for every request, before the table is freed); the kernel's byte counts are
+// reported as they are; buffered requests go to the pool, which keeps the same promises.
+unsafe impl Driver for KernelDriver {
+    fn name(&self) -> &str {
+        "kernel"
+    }
+
+    fn queue(&self, req: Request) -> Result<(), Rejected> {
+        if let Err(e) = req.validate() {
+            return Err(Rejected::new(e, req));
+        }
+        let direct = match Self::is_direct(req.fd) {
+            Ok(d) => d,
+            Err(e) => return Err(Rejected::new(e, req)),
+        };
+        if !direct && !matches!(req.op, Op::Fsync | Op::Fdatasync) {
+            return match &self.pool {
+                Some(pool) => pool.queue(req),
+                None => Err(Rejected::new(
+                    io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        format!(
+                            "kernel AIO {} on descriptor {}: the file is not opened with \
+                             O_DIRECT, and io_submit would block doing the I/O; open it with \
+                             O_DIRECT, or use the pool or io_uring driver",
+                            req.op.name(),
+                            req.fd
+                        ),
+                    ),
+                    req,
+                )),
+            };
+        }
+        if self.in_flight.load(Ordering::SeqCst) >= self.opts.max_events {
+            return Err(Rejected::new(io::Error::from_raw_os_error(libc::EAGAIN), req));
+        }
+        let mut state = self.state();
+        let slot = state.table.vacant_entry();
+        let key = slot.key();
+        let (buf, len) = match req.op {
+            Op::Read | Op::Write => {
+                let v = req.buf.iovecs()[0];
+                (v.iov_base as u64, v.iov_len as u64)
+            }
+            Op::Readv | Op::Writev => (req.buf.iovecs().as_ptr() as u64, req.buf.segments() as u64),
+            Op::Fsync | Op::Fdatasync => (0, 0),
+        };
+        let opcode = match req.op {
+            Op::Read => sys::IOCB_CMD_PREAD,
+            Op::Write => sys::IOCB_CMD_PWRITE,
+            Op::Readv => sys::IOCB_CMD_PREADV,
+            Op::Writev => sys::IOCB_CMD_PWRITEV,
+            Op::Fsync => sys::IOCB_CMD_FSYNC,
+            Op::Fdatasync => sys::IOCB_CMD_FDSYNC,
+        };
+        let mut cb =
+            iocb::rw(opcode, req.fd, buf, len, req.offset as i64).with_resfd(self.efd.as_raw_fd());
+        cb.aio_data = key as u64;
+        cb.aio_rw_flags = req.flags.bits();
+        if let Some(p) = req.ioprio {
+            cb.aio_flags |= sys::IOCB_FLAG_IOPRIO;
+            cb.aio_reqprio = p.raw() as i16;
+        }
+        slot.insert(Entry {
+            iocb: Box::new(IocbCell(std::cell::UnsafeCell::new(cb))),
+            buf: req.buf,
+            user_data: req.user_data,
+        });
+        state.plugged.push_back(key);
+        let full = state.plugged.len() >= self.opts.batch.max(1);
+        drop(state);
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        if full {
+            // Errors of individual requests become their completions; nothing to report here.
+            let _ = self.submit_plugged();
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        self.submit_plugged()?;
+        if let Some(pool) = &self.pool {
+            pool.flush()?;
+        }
+        Ok(())
+    }
+
+    fn reap(
+        &self,
+        min: usize,
+        max: usize,
+        timeout: Option<Duration>,
+        out: &mut Vec<Completion>,
+    ) -> io::Result<usize> {
+        self.flush()?;
+        let deadline = deadline(timeout);
+        let min = min.min(max);
+        let mut got = 0;
+        loop {
+            // What is already here: completions made or harvested earlier, the ring, the pool.
+            let n = self.ready.take(max - got, out);
+            self.in_flight.fetch_sub(n, Ordering::SeqCst);
+            got += n;
+            if got < max && self.harvest(0, max - got, Some(Duration::ZERO))? > 0 {
+                continue;
+            }
+            if let Some(pool) = &self.pool {
+                got += pool.reap(0, max - got, Some(Duration::ZERO), out)?;
+            }
+            if got >= min || got == max {
+                return Ok(got);
+            }
+            // Room may have been made for requests the kernel refused as full.
+            self.submit_plugged()?;
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left == Some(Duration::ZERO) {
+                return Ok(got);
+            }
+            let pool_busy = self.pool.as_ref().is_some_and(|p| p.in_flight() > 0);
+            let waited = if pool_busy {
+                // Both sources signal the eventfd: wait on it, then look again.
+                let mut fds =
+                    [libc::pollfd { fd: self.efd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+                sys::fs::poll(&mut fds, left).map(|n| {
+                    if n > 0 {
+                        let _ = self.efd.read();
+                    }
+                })
+            } else {
+                self.harvest(min - got, max - got, left).map(drop)
+            };
+            match waited {
+                Err(e) if got == 0 => return Err(e),
+                Err(_) => return Ok(got),
+                Ok(()) => {}
+            }
+        }
+    }
+
+    fn cancel(&self, user_data: u64) -> io::Result<CancelOutcome> {
+        let mut state = self.state();
+        let found = state
+            .table
+            .iter()
+            .find(|(_, e)| e.user_data == user_data)
+            .map(|(k, e)| (k, e.iocb_ptr()));
+        if let Some((key, ptr)) = found {
+            if let Some(pos) = state.plugged.iter().position(|&k| k == key) {
+                // Not submitted yet: it never runs.
+                state.plugged.remove(pos);
+                let entry = state.table.remove(key);
+                drop(state);
+                self.ready.push([Completion::new(
+                    user_data,
+                    -i64::from(libc::ECANCELED),
+                    entry.buf,
+                )]);
+                return Ok(CancelOutcome::Cancelled);
+            }
+            // SAFETY: the iocb is alive (its entry is in the table, which we hold locked) and is
+            // the address the request was submitted from.
+            return match unsafe { self.ctx.cancel(ptr) } {
+                Ok(None) => Ok(CancelOutcome::Cancelled),
+                Ok(Some(ev)) => {
+                    let entry = state.table.remove(key);
+                    drop(state);
+                    self.ready.push([Completion::new(user_data, ev.res, entry.buf)]);
+                    Ok(CancelOutcome::Cancelled)
+                }
+                // File I/O cannot be cancelled once submitted.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(CancelOutcome::Running),
+                Err(e) => Err(e),
+            };
+        }
+        drop(state);
+        match &self.pool {
+            Some(pool) => pool.cancel(user_data),
+            None => Ok(CancelOutcome::NotFound),
+        }
+    }
+
+    fn eventfd(&self) -> io::Result<BorrowedFd<'_>> {
+        Ok(self.efd.as_fd())
+    }
+
+    fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst) + self.pool.as_ref().map_or(0, |p| p.in_flight())
+    }
+}
+
+impl Drop for KernelDriver {
+    fn drop(&mut self) {
+        // io_destroy waits until the kernel is done with every request; then the table's
+        // buffers may go. If it fails, the kernel might still use them: leak them instead.
+        if self.ctx.destroy_in_place().is_err() {
+            let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+            std::mem::forget(std::mem::take(&mut state.table));
+        }
+    }
+}

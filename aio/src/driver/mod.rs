@@ -1,0 +1,401 @@
+//! The driver side: one contract for whatever serves asynchronous file requests.
+//!
+//! In the kernel a device's `file_operations` supply `aio_read`, `aio_write` and `aio_fsync`
+//! (today `read_iter`/`write_iter` with a `kiocb`): the driver either completes a request at once
+//! or queues it and completes it later through `ki_complete`. [`Driver`] is that contract in Rust,
+//! and everything above it — POSIX AIO, the async API, the `aio` command — runs on any driver:
+//!
+//! | driver | file | what it is |
+//! | --- | --- | --- |
+//! | [`UringDriver`] | `uring.rs` | io_uring: the engine to use when the kernel allows it |
+//! | [`KernelDriver`] | `kaio.rs` | native kernel AIO, for `O_DIRECT` files and block devices |
+//! | [`PoolDriver`] | `pool.rs` | worker threads doing `preadv2`/`pwritev2`, as glibc does, minus its per-file queue |
+//! | [`MemDriver`] | `mem.rs` | a RAM disk that completes inline: the model driver, read it first |
+//! | [`FaultDriver`] | `fault.rs` | wraps any driver and injects errors, short transfers, latency, crashes |
+//!
+//! [`select`] picks one for a file at run time, probing what the kernel allows and saying why.
+//!
+//! # The contract
+//!
+//! - **Queue, then flush.** [`Driver::queue`] accepts a [`Request`] or rejects it at once, giving
+//!   it back ([`Rejected`]): with `EAGAIN` when the driver is at capacity (reap, then try
+//!   again), or with the error that makes it invalid. A driver may hold accepted requests until
+//!   [`Driver::flush`] (the block layer calls this plugging), so many requests go to the kernel in
+//!   one system call; it may also start them earlier, and it starts them on its own when its
+//!   queue fills. [`Driver::reap`] flushes before it waits, so a waiter never waits for a request
+//!   that was never started.
+//! - **Exactly once.** Every accepted request completes exactly once, through [`Driver::reap`]:
+//!   done, failed (an errno in [`Completion::res`]) or cancelled (`ECANCELED`). A request that
+//!   fails when it is started (a bad descriptor found at flush time, say) completes with that
+//!   error; it is not reported anywhere else.
+//! - **Inline completion.** Any request may complete inside `queue` or `flush` (the memory driver
+//!   always does; io_uring and kernel AIO do for buffered I/O on cached data). Its completion is
+//!   still delivered by `reap`, like every other: there is one delivery path.
+//! - **No ordering** holds between requests in flight at the same time: two writes to the same
+//!   range, or a read and a write, may run in either order. An fsync or fdatasync covers the
+//!   writes that completed (were reaped or were reapable) before it was queued, and nothing
+//!   queued after it.
+//! - **Short transfers are reported, not hidden.** A read at end of file returns fewer bytes (0
+//!   past the end); a write may transfer fewer bytes than asked (no space left). `res` says how
+//!   many; the driver does not retry. Callers who need all bytes retry the rest.
+//! - **Buffers** belong to the request from `queue` until its completion hands them back in
+//!   [`Completion::buf`]: the driver keeps them alive — and the program cannot touch them — while
+//!   the kernel or a worker may use them.
+//! - **Waiting.** `reap(min, max, timeout, out)` takes up to `max` completions, waiting until at
+//!   least `min` are available or the timeout passes (`None`: no limit; zero: do not wait).
+//!   [`Driver::eventfd`] gives a descriptor that becomes readable when completions may be
+//!   waiting, for epoll, tokio's `AsyncFd` or any event loop: read it to reset it, then reap
+//!   without waiting.
+//! - **Cancel** ([`Driver::cancel`]) is best effort and answers at once: [`CancelOutcome`].
+//! - **Drop.** Dropping a driver cancels what it can, waits for what it started to finish, and
+//!   only then frees the buffers; requests accepted but never started are dropped without I/O.
+//!   Completions not reaped are dropped with the driver.
+//! - Drivers are `Send + Sync`: any thread may queue, flush, reap and cancel.
+
+mod buf;
+mod fault;
+mod kaio;
+mod mem;
+mod pool;
+mod ready;
+mod select;
+mod uring;
+
+use std::fmt;
+use std::io;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::time::Duration;
+
+pub use buf::Buf;
+pub use fault::{FaultConfig, FaultDriver};
+pub use kaio::{KernelDriver, KernelOptions};
+pub use mem::MemDriver;
+pub use pool::{PoolDriver, PoolOptions};
+pub use select::{select, select_with, Engine, SelectOptions, Selection};
+pub use uring::{FixedBuf, UringDriver, UringOptions, UringProbe};
+
+pub use crate::kernel::{IoPriority, RwFlags};
+
+/// What a request does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// Read into the request's one buffer (`pread`).
+    Read,
+    /// Write the request's one buffer (`pwrite`).
+    Write,
+    /// Read into the request's buffers in order (`preadv`).
+    Readv,
+    /// Write the request's buffers in order (`pwritev`).
+    Writev,
+    /// `fsync`: data and metadata.
+    Fsync,
+    /// `fdatasync`: data, and the metadata needed to read it.
+    Fdatasync,
+}
+
+impl Op {
+    /// Whether the driver writes into the request's buffers.
+    pub fn is_read(self) -> bool {
+        matches!(self, Op::Read | Op::Readv)
+    }
+
+    /// Whether the request moves data from its buffers to the file.
+    pub fn is_write(self) -> bool {
+        matches!(self, Op::Write | Op::Writev)
+    }
+
+    /// The name of the operation, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Read => "read",
+            Op::Write => "write",
+            Op::Readv => "readv",
+            Op::Writev => "writev",
+            Op::Fsync => "fsync",
+            Op::Fdatasync => "fdatasync",
+        }
+    }
+}
+
+/// One request to a driver.
+#[derive(Debug)]
+pub struct Request {
+    /// What to do.
+    pub op: Op,
+    /// The file. Drivers that are devices themselves (the memory driver) ignore it.
+    pub fd: RawFd,
+    /// The file offset.
+    pub offset: u64,
+    /// The buffers (none for fsync).
+    pub buf: Buf,
+    /// `RWF_*` flags for reads and writes.
+    pub flags: RwFlags,
+    /// An I/O priority, where the driver can apply one.
+    pub ioprio: Option<IoPriority>,
+    /// The caller's value, returned in the completion; also the key for [`Driver::cancel`].
+    pub user_data: u64,
+}
+
+impl Request {
+    /// A request with no flags and no priority.
+    pub fn new(op: Op, fd: RawFd, offset: u64, buf: Buf, user_data: u64) -> Request {
+        Request { op, fd, offset, buf, flags: RwFlags::empty(), ioprio: None, user_data }
+    }
+
+    /// A read into `buf` at `offset`.
+    pub fn read(fd: RawFd, buf: Buf, offset: u64, user_data: u64) -> Request {
+        let op = if buf.segments() == 1 { Op::Read } else { Op::Readv };
+        Request::new(op, fd, offset, buf, user_data)
+    }
+
+    /// A write of `buf` at `offset`.
+    pub fn write(fd: RawFd, buf: Buf, offset: u64, user_data: u64) -> Request {
+        let op = if buf.segments() == 1 { Op::Write } else { Op::Writev };
+        Request::new(op, fd, offset, buf, user_data)
+    }
+
+    /// An fsync.
+    pub fn fsync(fd: RawFd, user_data: u64) -> Request {
+        Request::new(Op::Fsync, fd, 0, Buf::none(), user_data)
+    }
+
+    /// An fdatasync.
+    pub fn fdatasync(fd: RawFd, user_data: u64) -> Request {
+        Request::new(Op::Fdatasync, fd, 0, Buf::none(), user_data)
+    }
+
+    /// With these `RWF_*` flags.
+    pub fn with_flags(mut self, flags: RwFlags) -> Request {
+        self.flags = flags;
+        self
+    }
+
+    /// With this I/O priority.
+    pub fn with_ioprio(mut self, prio: IoPriority) -> Request {
+        self.ioprio = Some(prio);
+        self
+    }
+
+    /// Checks what every driver requires: an offset the kernel accepts, buffers that match the
+    /// operation. Drivers call this in `queue`.
+    pub fn validate(&self) -> io::Result<()> {
+        let invalid = |msg: String| Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
+        if self.offset > i64::MAX as u64 {
+            return invalid(format!(
+                "{}: offset {} is beyond the largest file offset",
+                self.op.name(),
+                self.offset
+            ));
+        }
+        let segs = self.buf.segments();
+        match self.op {
+            Op::Read | Op::Write if segs != 1 => {
+                invalid(format!("{}: needs exactly one buffer, got {segs}", self.op.name()))
+            }
+            Op::Readv | Op::Writev if segs > buf::IOV_MAX => invalid(format!(
+                "{}: {segs} buffers, more than IOV_MAX ({})",
+                self.op.name(),
+                buf::IOV_MAX
+            )),
+            Op::Fsync | Op::Fdatasync if segs != 0 => {
+                invalid(format!("{}: takes no buffer", self.op.name()))
+            }
+            _ if self.op.is_read() && !self.buf.is_writable() => {
+                invalid(format!("{}: the buffer is read-only", self.op.name()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A finished request.
+#[derive(Debug)]
+pub struct Completion {
+    /// The request's `user_data`.
+    pub user_data: u64,
+    /// Bytes transferred (0 for fsync), or a negated errno.
+    pub res: i64,
+    /// The request's buffers, given back.
+    pub buf: Buf,
+}
+
+impl Completion {
+    /// A completion with this result.
+    pub fn new(user_data: u64, res: i64, buf: Buf) -> Completion {
+        Completion { user_data, res, buf }
+    }
+
+    /// A completion with an `io::Error` (its errno, or `EIO` when it has none).
+    pub fn failed(user_data: u64, error: &io::Error, buf: Buf) -> Completion {
+        Completion::new(user_data, -i64::from(error.raw_os_error().unwrap_or(libc::EIO)), buf)
+    }
+
+    /// Bytes transferred, or the request's error.
+    pub fn result(&self) -> io::Result<usize> {
+        if self.res < 0 {
+            Err(io::Error::from_raw_os_error(-self.res as i32))
+        } else {
+            Ok(self.res as usize)
+        }
+    }
+}
+
+/// A request the driver did not accept, given back with the reason.
+pub struct Rejected {
+    /// Why: `EAGAIN` when the driver is at capacity, otherwise what is wrong with the request.
+    pub error: io::Error,
+    /// The request, buffers and all.
+    pub request: Box<Request>,
+}
+
+impl Rejected {
+    /// A rejection of `request` for `error`.
+    pub fn new(error: io::Error, request: Request) -> Rejected {
+        Rejected { error, request: Box::new(request) }
+    }
+
+    /// Whether the driver was only full: reap, then queue again.
+    pub fn is_full(&self) -> bool {
+        self.error.raw_os_error() == Some(libc::EAGAIN)
+    }
+}
+
+impl fmt::Debug for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rejected")
+            .field("error", &self.error)
+            .field("op", &self.request.op)
+            .field("user_data", &self.request.user_data)
+            .finish()
+    }
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} refused: {}", self.request.op.name(), self.error)
+    }
+}
+
+impl std::error::Error for Rejected {}
+
+impl From<Rejected> for io::Error {
+    fn from(r: Rejected) -> io::Error {
+        r.error
+    }
+}
+
+/// The answer to a cancellation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The request will not run (or was stopped): its completion, with `ECANCELED`, is reaped
+    /// as usual.
+    Cancelled,
+    /// It is running and cannot be stopped: it completes normally.
+    Running,
+    /// No request with that `user_data` is in flight (it completed, or never existed).
+    NotFound,
+}
+
+/// A driver: something that serves [`Request`]s asynchronously. See the module documentation
+/// for the contract every implementation keeps.
+///
+/// # Safety
+///
+/// Callers rely on two promises to hand memory to a driver: it keeps each request's buffers
+/// alive and untouched by anyone else until it gives them back in the completion, and a read's
+/// completion never reports more bytes than were written into its buffers (callers mark that
+/// many bytes as initialized).
+pub unsafe trait Driver: Send + Sync {
+    /// A short name: `uring`, `kernel`, `pool`, `mem`, `fault(…)`.
+    fn name(&self) -> &str;
+
+    /// Accepts a request, or gives it back with the reason. Accepted requests complete exactly
+    /// once, through [`reap`](Self::reap).
+    fn queue(&self, req: Request) -> Result<(), Rejected>;
+
+    /// Starts every request accepted so far.
+    fn flush(&self) -> io::Result<()>;
+
+    /// Flushes, then moves up to `max` completions into `out`, waiting until at least `min` are
+    /// available or `timeout` passes (`None`: no limit; zero: do not wait). Returns how many it
+    /// moved. A signal while waiting gives `ErrorKind::Interrupted` if it moved none.
+    fn reap(
+        &self,
+        min: usize,
+        max: usize,
+        timeout: Option<Duration>,
+        out: &mut Vec<Completion>,
+    ) -> io::Result<usize>;
+
+    /// Tries to cancel the request in flight with this `user_data`.
+    fn cancel(&self, user_data: u64) -> io::Result<CancelOutcome>;
+
+    /// A descriptor that becomes readable when completions may be waiting. Reading 8 bytes
+    /// from it resets it; then [`reap`](Self::reap) with a zero timeout. Created on first use.
+    fn eventfd(&self) -> io::Result<BorrowedFd<'_>>;
+
+    /// Requests accepted and not yet reaped.
+    fn in_flight(&self) -> usize;
+}
+
+// SAFETY: forwards to a driver that keeps the promises.
+unsafe impl<D: Driver + ?Sized> Driver for Box<D> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn queue(&self, req: Request) -> Result<(), Rejected> {
+        (**self).queue(req)
+    }
+    fn flush(&self) -> io::Result<()> {
+        (**self).flush()
+    }
+    fn reap(
+        &self,
+        min: usize,
+        max: usize,
+        timeout: Option<Duration>,
+        out: &mut Vec<Completion>,
+    ) -> io::Result<usize> {
+        (**self).reap(min, max, timeout, out)
+    }
+    fn cancel(&self, user_data: u64) -> io::Result<CancelOutcome> {
+        (**self).cancel(user_data)
+    }
+    fn eventfd(&self) -> io::Result<BorrowedFd<'_>> {
+        (**self).eventfd()
+    }
+    fn in_flight(&self) -> usize {
+        (**self).in_flight()
+    }
+}
+
+// SAFETY: forwards to a driver that keeps the promises.
+unsafe impl<D: Driver + ?Sized> Driver for std::sync::Arc<D> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn queue(&self, req: Request) -> Result<(), Rejected> {
+        (**self).queue(req)
+    }
+    fn flush(&self) -> io::Result<()> {
+        (**self).flush()
+    }
+    fn reap(
+        &self,
+        min: usize,
+        max: usize,
+        timeout: Option<Duration>,
+        out: &mut Vec<Completion>,
+    ) -> io::Result<usize> {
+        (**self).reap(min, max, timeout, out)
+    }
+    fn cancel(&self, user_data: u64) -> io::Result<CancelOutcome> {
+        (**self).cancel(user_data)
+    }
+    fn eventfd(&self) -> io::Result<BorrowedFd<'_>> {
+        (**self).eventfd()
+    }
+    fn in_flight(&self) -> usize {
+        (**self).in_flight()
+    }
+}

@@ -1,0 +1,686 @@
+//! [`UringDriver`]: io_uring, on the `io-uring` crate.
+//!
+//! `queue` writes a submission queue entry; `flush` submits every entry written so far in one
+//! `io_uring_enter`; `reap` flushes, takes completions from the completion queue, and waits in
+//! the kernel (`IORING_ENTER_GETEVENTS`, with the timeout as an extended argument) when it needs
+//! more. A full submission queue is submitted on the spot; `EBUSY` (completions the kernel could
+//! not post yet) is handled by taking completions off the queue first.
+//!
+//! Options: registered buffers ([`UringOptions::fixed_buffers`], used automatically for reads
+//! and writes whose memory lies in one — see [`UringDriver::fixed_buffer`]), a registered file
+//! table ([`UringDriver::register_file`]), and a kernel submission thread
+//! ([`UringOptions::sqpoll`]).
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use io_uring::{opcode, squeue, types, IoUring};
+use slab::Slab;
+
+use super::ready::deadline;
+use super::{Buf, CancelOutcome, Completion, Driver, Op, Rejected, Request};
+use crate::buf::{AlignedBuf, IoBuf, IoBufMut};
+use crate::EventFd;
+
+/// Submission entries whose completions are cancellation results, not requests.
+const CANCEL_TAG: u64 = 1 << 63;
+
+/// How a [`UringDriver`] is set up.
+#[derive(Debug, Clone)]
+pub struct UringOptions {
+    /// Submission queue entries (the completion queue gets twice as many).
+    pub entries: u32,
+    /// A kernel thread polls the submission queue, sleeping after this idle time (`SQPOLL`).
+    pub sqpoll: Option<Duration>,
+    /// Registers this many buffers of this size (`IORING_REGISTER_BUFFERS`), lent out by
+    /// [`UringDriver::fixed_buffer`].
+    pub fixed_buffers: Option<(usize, usize)>,
+    /// Size of the registered file table (0: none), filled by [`UringDriver::register_file`].
+    pub fixed_files: u32,
+}
+
+impl Default for UringOptions {
+    fn default() -> UringOptions {
+        UringOptions { entries: 256, sqpoll: None, fixed_buffers: None, fixed_files: 0 }
+    }
+}
+
+/// What this kernel's io_uring supports, of what the driver uses.
+#[derive(Debug, Clone)]
+pub struct UringProbe {
+    /// Each opcode the driver may use, and whether the kernel supports it.
+    pub ops: Vec<(&'static str, bool)>,
+    /// Waits with a timeout as an extended argument (Linux 5.11).
+    pub ext_arg: bool,
+    /// Completions are never dropped when the completion queue is full (Linux 5.5).
+    pub nodrop: bool,
+    /// Submission data is copied at submission (Linux 5.5).
+    pub submit_stable: bool,
+}
+
+impl UringProbe {
+    /// Whether the named opcode is supported.
+    pub fn supports(&self, name: &str) -> bool {
+        self.ops.iter().any(|&(n, ok)| n == name && ok)
+    }
+}
+
+/// io_uring as a [`Driver`].
+pub struct UringDriver {
+    ring: IoUring,
+    /// Guards the submission queue (written through `submission_shared`).
+    sq: Mutex<()>,
+    /// Guards the completion queue (read through `completion_shared`).
+    cq: Mutex<()>,
+    table: Mutex<Slab<Entry>>,
+    /// Completions taken off the completion queue, not yet reaped.
+    parked: Mutex<VecDeque<Completion>>,
+    /// Results of cancellations, by tag.
+    cancels: Mutex<HashMap<u64, i32>>,
+    cancel_seq: AtomicU64,
+    efd: OnceLock<EventFd>,
+    efd_init: Mutex<()>,
+    fixed: Option<Arc<FixedPool>>,
+    files: Mutex<FileTable>,
+    probe: UringProbe,
+    /// Most requests in the kernel at once: the completion queue's size.
+    capacity: usize,
+    in_flight: AtomicUsize,
+}
+
+struct Entry {
+    buf: Buf,
+    user_data: u64,
+}
+
+#[derive(Default)]
+struct FileTable {
+    slots: HashMap<RawFd, u32>,
+    free: Vec<u32>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl UringDriver {
+    /// Sets up a ring (`io_uring_setup`) with these options and probes what it supports.
+    ///
+    /// Fails with a message saying why when io_uring is unavailable (disabled by
+    /// `/proc/sys/kernel/io_uring_disabled`, refused by seccomp, not in this kernel, or short of
+    /// locked memory) or lacks an operation the driver needs.
+    pub fn new(opts: UringOptions) -> io::Result<UringDriver> {
+        let entries = opts.entries.clamp(1, 32768).next_power_of_two();
+        let mut builder = IoUring::builder();
+        builder.setup_cqsize(entries * 2);
+        if let Some(idle) = opts.sqpoll {
+            builder.setup_sqpoll(u32::try_from(idle.as_millis()).unwrap_or(u32::MAX));
+        }
+        let ring = builder.build(entries).map_err(|e| setup_error(&e))?;
+        let probe = probe(&ring);
+        if let Some((name, _)) = probe.ops.iter().take(7).find(|(_, ok)| !ok) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("io_uring: this kernel does not support {name}"),
+            ));
+        }
+        let fixed = match opts.fixed_buffers {
+            Some((count, size)) => Some(FixedPool::register(&ring, count, size)?),
+            None => None,
+        };
+        let mut files = FileTable::default();
+        if opts.fixed_files > 0 {
+            ring.submitter().register_files_sparse(opts.fixed_files)?;
+            files.free = (0..opts.fixed_files).rev().collect();
+        }
+        let capacity = ring.params().cq_entries() as usize;
+        Ok(UringDriver {
+            ring,
+            sq: Mutex::new(()),
+            cq: Mutex::new(()),
+            table: Mutex::new(Slab::with_capacity(capacity)),
+            parked: Mutex::new(VecDeque::new()),
+            cancels: Mutex::new(HashMap::new()),
+            cancel_seq: AtomicU64::new(0),
+            efd: OnceLock::new(),
+            efd_init: Mutex::new(()),
+            fixed,
+            files: Mutex::new(files),
+            probe,
+            capacity,
+            in_flight: AtomicUsize::new(0),
+        })
+    }
+
+    /// What the kernel supports.
+    pub fn probe(&self) -> &UringProbe {
+        &self.probe
+    }
+
+    /// Whether a kernel thread polls the submission queue.
+    pub fn is_sqpoll(&self) -> bool {
+        self.ring.params().is_setup_sqpoll()
+    }
+
+    /// Lends out a free registered buffer ([`UringOptions::fixed_buffers`]); reads and writes
+    /// into it use `READ_FIXED`/`WRITE_FIXED`. It goes back to the driver when dropped.
+    pub fn fixed_buffer(&self) -> Option<FixedBuf> {
+        let pool = self.fixed.as_ref()?;
+        let index = lock(&pool.free).pop()?;
+        Some(FixedBuf { pool: Arc::clone(pool), index, len: 0 })
+    }
+
+    /// Adds `fd` to the registered file table; requests on it then use the table's slot.
+    /// Unregister it before closing it.
+    pub fn register_file(&self, fd: impl AsFd) -> io::Result<()> {
+        let fd = fd.as_fd().as_raw_fd();
+        let mut files = lock(&self.files);
+        if files.slots.contains_key(&fd) {
+            return Ok(());
+        }
+        let Some(slot) = files.free.pop() else {
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "io_uring: the registered file table is full (UringOptions::fixed_files)",
+            ));
+        };
+        if let Err(e) = self.ring.submitter().register_files_update(slot, &[fd]) {
+            files.free.push(slot);
+            return Err(e);
+        }
+        files.slots.insert(fd, slot);
+        Ok(())
+    }
+
+    /// Removes `fd` from the registered file table.
+    pub fn unregister_file(&self, fd: impl AsFd) -> io::Result<()> {
+        let fd = fd.as_fd().as_raw_fd();
+        let mut files = lock(&self.files);
+        if let Some(slot) = files.slots.remove(&fd) {
+            self.ring.submitter().register_files_update(slot, &[-1])?;
+            files.free.push(slot);
+        }
+        Ok(())
+    }
+
+    fn entry_for(&self, req: &Request, key: u64) -> squeue::Entry {
+        let slot = lock(&self.files).slots.get(&req.fd).copied();
+        macro_rules! with_fd {
+            ($op:ident :: new ( $($arg:expr),* )) => {
+                match slot {
+                    Some(s) => opcode::$op::new(types::Fixed(s), $($arg),*),
+                    None => opcode::$op::new(types::Fd(req.fd), $($arg),*),
+                }
+            };
+        }
+        let prio = req.ioprio.map_or(0, |p| p.raw());
+        let flags = req.flags.bits();
+        let iov = req.buf.iovecs();
+        let entry = match req.op {
+            Op::Read | Op::Write => {
+                let (ptr, len) = (iov[0].iov_base.cast::<u8>(), iov[0].iov_len as u32);
+                let fixed = self.fixed.as_ref().and_then(|f| f.index_of(ptr, iov[0].iov_len));
+                match (req.op, fixed) {
+                    (Op::Read, Some(i)) => with_fd!(ReadFixed::new(ptr, len, i))
+                        .offset(req.offset)
+                        .rw_flags(flags)
+                        .ioprio(prio)
+                        .build(),
+                    (Op::Read, None) => with_fd!(Read::new(ptr, len))
+                        .offset(req.offset)
+                        .rw_flags(flags)
+                        .ioprio(prio)
+                        .build(),
+                    (_, Some(i)) => with_fd!(WriteFixed::new(ptr, len, i))
+                        .offset(req.offset)
+                        .rw_flags(flags)
+                        .ioprio(prio)
+                        .build(),
+                    (_, None) => with_fd!(Write::new(ptr, len))
+                        .offset(req.offset)
+                        .rw_flags(flags)
+                        .ioprio(prio)
+                        .build(),
+                }
+            }
+            Op::Readv => with_fd!(Readv::new(iov.as_ptr(), iov.len() as u32))
+                .offset(req.offset)
+                .rw_flags(flags)
+                .ioprio(prio)
+                .build(),
+            Op::Writev => with_fd!(Writev::new(iov.as_ptr(), iov.len() as u32))
+                .offset(req.offset)
+                .rw_flags(flags)
+                .ioprio(prio)
+                .build(),
+            Op::Fsync => with_fd!(Fsync::new()).build(),
+            Op::Fdatasync => with_fd!(Fsync::new()).flags(types::FsyncFlags::DATASYNC).build(),
+        };
+        entry.user_data(key)
+    }
+
+    /// Writes one entry to the submission queue, submitting first if it is full.
+    ///
+    /// # Safety
+    ///
+    /// Whatever the entry points at must stay valid until its completion is taken.
+    unsafe fn push(&self, entry: &squeue::Entry) -> io::Result<()> {
+        let _sq = lock(&self.sq);
+        loop {
+            // SAFETY: the `sq` lock makes this the only handle to the submission queue.
+            let mut sq = unsafe { self.ring.submission_shared() };
+            // SAFETY: forwarded from the caller.
+            if unsafe { sq.push(entry) }.is_ok() {
+                sq.sync();
+                return Ok(());
+            }
+            drop(sq);
+            self.submit_locked()?;
+        }
+    }
+
+    /// Submits what is in the submission queue; the caller holds the `sq` lock.
+    fn submit_locked(&self) -> io::Result<()> {
+        loop {
+            match self.ring.submit() {
+                Ok(_) => return Ok(()),
+                // Completions the kernel could not post yet: make room, then try again.
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    if self.harvest() == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Moves every completion off the completion queue: requests' to `parked`, cancellation
+    /// results to `cancels`. Returns how many entries it took.
+    fn harvest(&self) -> usize {
+        let taken: Vec<(u64, i32)> = {
+            let _cq = lock(&self.cq);
+            // SAFETY: the `cq` lock makes this the only handle to the completion queue.
+            let mut cq = unsafe { self.ring.completion_shared() };
+            cq.sync();
+            cq.map(|e| (e.user_data(), e.result())).collect()
+        };
+        if taken.is_empty() {
+            return 0;
+        }
+        let mut done = Vec::with_capacity(taken.len());
+        {
+            let mut table = lock(&self.table);
+            let mut cancels = None;
+            for &(data, res) in &taken {
+                if data & CANCEL_TAG != 0 {
+                    cancels.get_or_insert_with(|| lock(&self.cancels)).insert(data, res);
+                } else if let Some(entry) = table.try_remove(data as usize) {
+                    done.push(Completion::new(entry.user_data, i64::from(res), entry.buf));
+                }
+            }
+        }
+        lock(&self.parked).extend(done);
+        taken.len()
+    }
+
+    /// Waits in the kernel for `want` completions, or until `timeout`.
+    fn wait(&self, want: usize, timeout: Option<Duration>) -> io::Result<()> {
+        let result = match timeout {
+            None => self.ring.submitter().submit_and_wait(want).map(drop),
+            Some(t) if self.probe.ext_arg => {
+                let ts = types::Timespec::from(t);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(want, &args).map(drop)
+            }
+            Some(t) => {
+                // Before Linux 5.11: the ring's descriptor is readable when completions wait.
+                let mut fds =
+                    [libc::pollfd { fd: self.ring.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+                crate::sys::fs::poll(&mut fds, Some(t)).map(drop)
+            }
+        };
+        match result {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EBUSY)) => Ok(()),
+            r => r,
+        }
+    }
+
+    fn take_parked(&self, max: usize, out: &mut Vec<Completion>) -> usize {
+        let mut parked = lock(&self.parked);
+        let n = parked.len().min(max);
+        out.extend(parked.drain(..n));
+        n
+    }
+}
+
+// SAFETY: a request's buffer stays in the table from the moment its entry is written until its
+// completion is taken off the completion queue, and Drop waits for every submitted request
+// before the table is freed; byte counts are the kernel's.
+unsafe impl Driver for UringDriver {
+    fn name(&self) -> &str {
+        "uring"
+    }
+
+    fn queue(&self, req: Request) -> Result<(), Rejected> {
+        if let Err(e) = req.validate() {
+            return Err(Rejected::new(e, req));
+        }
+        let (key, sqe) = {
+            let mut table = lock(&self.table);
+            if table.len() >= self.capacity {
+                drop(table);
+                return Err(Rejected::new(io::Error::from_raw_os_error(libc::EAGAIN), req));
+            }
+            let slot = table.vacant_entry();
+            let key = slot.key();
+            let sqe = self.entry_for(&req, key as u64);
+            (key, sqe)
+        };
+        let Request { op, fd, offset, buf, flags, ioprio, user_data } = req;
+        // The entry was built from the buffer's addresses; moving the Buf does not move them.
+        lock(&self.table).insert(Entry { buf, user_data });
+        // SAFETY: the entry points into the request's buffer (and iovec array), owned by the
+        // table until the completion for `key` is taken off the completion queue.
+        if let Err(e) = unsafe { self.push(&sqe) } {
+            let Entry { buf, user_data } = lock(&self.table).remove(key);
+            return Err(Rejected::new(
+                e,
+                Request { op, fd, offset, buf, flags, ioprio, user_data },
+            ));
+        }
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        let _sq = lock(&self.sq);
+        self.submit_locked()
+    }
+
+    fn reap(
+        &self,
+        min: usize,
+        max: usize,
+        timeout: Option<Duration>,
+        out: &mut Vec<Completion>,
+    ) -> io::Result<usize> {
+        // A flush that fails for lack of resources is retried once completions free some.
+        if let Err(e) = self.flush() {
+            if !matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOMEM)) {
+                return Err(e);
+            }
+        }
+        let deadline = deadline(timeout);
+        let min = min.min(max);
+        let mut got = self.take_parked(max, out);
+        loop {
+            if got < max && self.harvest() > 0 {
+                got += self.take_parked(max - got, out);
+            }
+            if got >= min || got == max {
+                break;
+            }
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left == Some(Duration::ZERO) {
+                break;
+            }
+            match self.wait(min - got, left) {
+                Err(e) if got == 0 => return Err(e),
+                Err(_) => break,
+                Ok(()) => {}
+            }
+        }
+        self.in_flight.fetch_sub(got, Ordering::SeqCst);
+        Ok(got)
+    }
+
+    fn cancel(&self, user_data: u64) -> io::Result<CancelOutcome> {
+        let key = lock(&self.table).iter().find(|(_, e)| e.user_data == user_data).map(|(k, _)| k);
+        let Some(key) = key else { return Ok(CancelOutcome::NotFound) };
+        let tag = CANCEL_TAG | self.cancel_seq.fetch_add(1, Ordering::Relaxed);
+        let entry = opcode::AsyncCancel::new(key as u64).build().user_data(tag);
+        // SAFETY: a cancellation entry points at no memory.
+        unsafe { self.push(&entry) }?;
+        self.flush()?;
+        loop {
+            if let Some(res) = lock(&self.cancels).remove(&tag) {
+                return Ok(match -res {
+                    0 => CancelOutcome::Cancelled,
+                    libc::EALREADY => CancelOutcome::Running,
+                    libc::ENOENT => CancelOutcome::NotFound,
+                    e => return Err(io::Error::from_raw_os_error(e)),
+                });
+            }
+            if self.harvest() == 0 {
+                self.wait(1, Some(Duration::from_millis(100)))?;
+            }
+        }
+    }
+
+    fn eventfd(&self) -> io::Result<BorrowedFd<'_>> {
+        let _init = lock(&self.efd_init);
+        if self.efd.get().is_none() {
+            let efd = EventFd::new()?;
+            self.ring.submitter().register_eventfd(efd.as_raw_fd())?;
+            // Completions that arrived before it was registered must still wake a watcher.
+            if self.in_flight() > 0 {
+                let _ = efd.write(1);
+            }
+            let _ = self.efd.set(efd);
+        }
+        Ok(self.efd.get().expect("set above").as_fd())
+    }
+
+    fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for UringDriver {
+    fn drop(&mut self) {
+        // Cancel what can be cancelled, then wait for every submitted request: the kernel may
+        // write into their buffers until their completions arrive.
+        let _ = self.flush();
+        let keys: Vec<usize> = lock(&self.table).iter().map(|(k, _)| k).collect();
+        for key in keys {
+            let entry = opcode::AsyncCancel::new(key as u64).build().user_data(CANCEL_TAG);
+            // SAFETY: a cancellation entry points at no memory.
+            let _ = unsafe { self.push(&entry) };
+        }
+        let give_up = Instant::now() + Duration::from_secs(60);
+        while !lock(&self.table).is_empty() {
+            if self.harvest() == 0 {
+                if Instant::now() > give_up {
+                    // Still in the kernel's hands: leak the buffers rather than free them.
+                    std::mem::forget(std::mem::take(&mut *lock(&self.table)));
+                    break;
+                }
+                let _ = self.wait(1, Some(Duration::from_millis(100)));
+            }
+        }
+    }
+}
+
+/// Registered buffers: allocated once, registered with the ring, lent out as [`FixedBuf`]s.
+struct FixedPool {
+    bufs: Vec<AlignedBuf>,
+    /// Start addresses, sorted, with each buffer's index.
+    starts: Vec<(usize, u16)>,
+    size: usize,
+    free: Mutex<Vec<u16>>,
+}
+
+// SAFETY: the pool's memory is reached through raw pointers by one FixedBuf at a time (the free
+// list hands each index out once); the buffers themselves never move or change size.
+unsafe impl Sync for FixedPool {}
+
+impl FixedPool {
+    fn register(ring: &IoUring, count: usize, size: usize) -> io::Result<Arc<FixedPool>> {
+        let count = count.min(u16::MAX as usize);
+        let bufs: Vec<AlignedBuf> = (0..count).map(|_| AlignedBuf::new(size, 4096)).collect();
+        let iovecs: Vec<libc::iovec> = bufs
+            .iter()
+            .map(|b| libc::iovec {
+                iov_base: b.stable_ptr().cast_mut().cast(),
+                iov_len: b.capacity(),
+            })
+            .collect();
+        // SAFETY: the buffers live in the returned pool, which the driver keeps (through its
+        // Arc) as long as the ring, so they outlive the registration.
+        unsafe { ring.submitter().register_buffers(&iovecs) }.map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "io_uring: registering {count} buffers of {size} bytes: {e} (RLIMIT_MEMLOCK?)"
+                ),
+            )
+        })?;
+        let mut starts: Vec<(usize, u16)> =
+            bufs.iter().enumerate().map(|(i, b)| (b.stable_ptr() as usize, i as u16)).collect();
+        starts.sort_unstable();
+        let size = bufs.first().map_or(size, |b| b.capacity());
+        Ok(Arc::new(FixedPool {
+            bufs,
+            starts,
+            size,
+            free: Mutex::new((0..count as u16).rev().collect()),
+        }))
+    }
+
+    /// The index of the registered buffer holding `[ptr, ptr + len)`, if one does.
+    fn index_of(&self, ptr: *const u8, len: usize) -> Option<u16> {
+        let addr = ptr as usize;
+        let pos = self.starts.partition_point(|&(start, _)| start <= addr).checked_sub(1)?;
+        let (start, index) = self.starts[pos];
+        (addr + len <= start + self.size).then_some(index)
+    }
+
+    fn ptr(&self, index: u16) -> *mut u8 {
+        self.bufs[index as usize].stable_ptr().cast_mut()
+    }
+}
+
+/// A registered buffer lent out by [`UringDriver::fixed_buffer`]; back to the driver on drop.
+/// Reads and writes whose memory lies in it use `READ_FIXED`/`WRITE_FIXED`.
+pub struct FixedBuf {
+    pool: Arc<FixedPool>,
+    index: u16,
+    len: usize,
+}
+
+impl FixedBuf {
+    /// The buffer's index in the registration.
+    pub fn index(&self) -> u16 {
+        self.index
+    }
+
+    /// Sets how many bytes hold data (what a write sends).
+    ///
+    /// # Panics
+    ///
+    /// If `len` exceeds the capacity.
+    pub fn set_len(&mut self, len: usize) {
+        assert!(len <= self.pool.size, "length {len} beyond capacity {}", self.pool.size);
+        self.len = len;
+    }
+
+    /// The data.
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: the memory is the pool's, alive while `self.pool` is, initialized (zeroed at
+        // allocation), and lent to this FixedBuf alone.
+        unsafe { std::slice::from_raw_parts(self.pool.ptr(self.index), self.len) }
+    }
+
+    /// The whole capacity, mutably.
+    pub fn as_full_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as for `as_slice`, and `&mut self` makes the access exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.pool.ptr(self.index), self.pool.size) }
+    }
+}
+
+impl Drop for FixedBuf {
+    fn drop(&mut self) {
+        lock(&self.pool.free).push(self.index);
+    }
+}
+
+// SAFETY: the memory belongs to the pool (kept alive by the Arc), does not move, and is lent
+// to one FixedBuf at a time; all of it is initialized.
+unsafe impl IoBuf for FixedBuf {
+    fn stable_ptr(&self) -> *const u8 {
+        self.pool.ptr(self.index)
+    }
+    fn bytes_init(&self) -> usize {
+        self.len
+    }
+    fn bytes_total(&self) -> usize {
+        self.pool.size
+    }
+}
+
+// SAFETY: as above.
+unsafe impl IoBufMut for FixedBuf {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.pool.ptr(self.index)
+    }
+    unsafe fn set_init(&mut self, len: usize) {
+        self.len = self.len.max(len.min(self.pool.size));
+    }
+}
+
+fn probe(ring: &IoUring) -> UringProbe {
+    let mut p = io_uring::Probe::new();
+    let known = ring.submitter().register_probe(&mut p).is_ok();
+    let ops = [
+        ("read", opcode::Read::CODE),
+        ("write", opcode::Write::CODE),
+        ("readv", opcode::Readv::CODE),
+        ("writev", opcode::Writev::CODE),
+        ("fsync", opcode::Fsync::CODE),
+        ("async_cancel", opcode::AsyncCancel::CODE),
+        ("nop", opcode::Nop::CODE),
+        ("read_fixed", opcode::ReadFixed::CODE),
+        ("write_fixed", opcode::WriteFixed::CODE),
+    ];
+    let params = ring.params();
+    UringProbe {
+        ops: ops.iter().map(|&(name, code)| (name, known && p.is_supported(code))).collect(),
+        ext_arg: params.is_feature_ext_arg(),
+        nodrop: params.is_feature_nodrop(),
+        submit_stable: params.is_feature_submit_stable(),
+    }
+}
+
+/// Explains an `io_uring_setup` failure.
+pub(crate) fn setup_error(e: &io::Error) -> io::Error {
+    let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .ok()
+        .map(|s| s.trim().to_string());
+    let why = match (e.raw_os_error(), disabled.as_deref()) {
+        (Some(libc::ENOSYS), _) => {
+            "this kernel has no io_uring (built without CONFIG_IO_URING)".to_string()
+        }
+        (Some(libc::EPERM), Some("2")) => {
+            "io_uring is disabled: /proc/sys/kernel/io_uring_disabled is 2".to_string()
+        }
+        (Some(libc::EPERM), Some("1")) => {
+            "io_uring is restricted: /proc/sys/kernel/io_uring_disabled \
+             is 1 and this process is not in kernel.io_uring_group"
+                .to_string()
+        }
+        (Some(libc::EPERM), _) => {
+            "io_uring_setup is not permitted (a seccomp filter or container policy)".to_string()
+        }
+        (Some(libc::ENOMEM), _) => {
+            "not enough locked memory for the rings (raise RLIMIT_MEMLOCK: ulimit -l)".to_string()
+        }
+        _ => e.to_string(),
+    };
+    io::Error::new(e.kind(), format!("io_uring_setup: {why} ({e})"))
+}

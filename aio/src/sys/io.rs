@@ -1,0 +1,103 @@
+//! Blocking file I/O on raw memory, for the drivers that run it on worker threads:
+//! `preadv2`, `pwritev2`, `fsync`, `fdatasync`, and the per-thread I/O priority.
+
+use std::io;
+use std::os::fd::RawFd;
+
+fn cvt(ret: libc::ssize_t) -> io::Result<usize> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// `preadv2(fd, iov, offset, flags)`: reads into the segments in order.
+///
+/// # Safety
+///
+/// Every segment must be valid for writes of its length for the duration of the call, and not
+/// accessed by anyone else meanwhile.
+pub unsafe fn preadv2(
+    fd: RawFd,
+    iov: &[libc::iovec],
+    offset: u64,
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    let cnt =
+        libc::c_int::try_from(iov.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `iov` is a live array of `cnt` iovecs; the caller vouches for the memory they name.
+    cvt(unsafe { libc::preadv2(fd, iov.as_ptr(), cnt, offset as libc::off_t, flags) })
+}
+
+/// `pwritev2(fd, iov, offset, flags)`: writes the segments in order.
+///
+/// # Safety
+///
+/// Every segment must be valid for reads of its length for the duration of the call.
+pub unsafe fn pwritev2(
+    fd: RawFd,
+    iov: &[libc::iovec],
+    offset: u64,
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    let cnt =
+        libc::c_int::try_from(iov.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: as for preadv2, for reads.
+    cvt(unsafe { libc::pwritev2(fd, iov.as_ptr(), cnt, offset as libc::off_t, flags) })
+}
+
+/// `readv(fd, iov)`: reads at the descriptor's position (for pipes and sockets).
+///
+/// # Safety
+///
+/// As for [`preadv2`].
+pub unsafe fn readv(fd: RawFd, iov: &[libc::iovec]) -> io::Result<usize> {
+    let cnt =
+        libc::c_int::try_from(iov.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: as for preadv2.
+    cvt(unsafe { libc::readv(fd, iov.as_ptr(), cnt) })
+}
+
+/// `writev(fd, iov)`: writes at the descriptor's position (for pipes and sockets).
+///
+/// # Safety
+///
+/// As for [`pwritev2`].
+pub unsafe fn writev(fd: RawFd, iov: &[libc::iovec]) -> io::Result<usize> {
+    let cnt =
+        libc::c_int::try_from(iov.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: as for pwritev2.
+    cvt(unsafe { libc::writev(fd, iov.as_ptr(), cnt) })
+}
+
+/// `fsync(fd)`.
+pub fn fsync(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fsync takes no pointers; a bad descriptor gives EBADF.
+    if unsafe { libc::fsync(fd) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `fdatasync(fd)`.
+pub fn fdatasync(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fdatasync takes no pointers; a bad descriptor gives EBADF.
+    if unsafe { libc::fdatasync(fd) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `ioprio_set(IOPRIO_WHO_PROCESS, 0, prio)`: the I/O priority of the calling thread.
+pub fn set_thread_ioprio(prio: u16) -> io::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    // SAFETY: ioprio_set takes no pointers; who 0 is the calling thread.
+    if unsafe {
+        libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, libc::c_int::from(prio))
+    } < 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -1,0 +1,485 @@
+//! One conformance suite, the same test bodies run against every driver: io_uring (buffered
+//! and O_DIRECT), kernel AIO (O_DIRECT, and buffered through its pool), the thread pool
+//! (buffered and O_DIRECT), the RAM disk, and the fault injector with no faults.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aio::driver::{Buf, CancelOutcome, Completion, Driver, IoPriority, Op, Request, RwFlags};
+use aio::kernel::IoClass;
+use aio::{AlignedBuf, IoBuf, IoBufMut, Slice};
+use common::drivers::*;
+use common::*;
+
+const SIZE: usize = 4 << 20;
+
+fn data() -> Vec<u8> {
+    pattern(SIZE, 77)
+}
+
+fn each_target(test: &str, body: impl Fn(&Target, &[u8])) {
+    let dir = test_dir();
+    let data = data();
+    let targets = targets(test, dir.path(), &data);
+    assert!(!targets.is_empty());
+    for t in &targets {
+        eprintln!("{test}: {}", t.name);
+        body(t, &data);
+        assert_eq!(t.driver.in_flight(), 0, "{}: requests left in flight", t.name);
+    }
+}
+
+#[test]
+fn every_op_round_trips() {
+    each_target("every_op_round_trips", |t, data| {
+        let d = &*t.driver;
+        let u = t.unit.max(1);
+        let blk = 16 * u.max(512);
+        // write, writev
+        let a = pattern(blk, 1);
+        let b = pattern(2 * blk, 2);
+        d.queue(Request::write(t.fd(), t.write_buf(&a), 0, 1).with_flags(RwFlags::DSYNC)).unwrap();
+        let parts = vec![
+            AlignedBuf::from_slice(&b[..blk], u.max(64)),
+            AlignedBuf::from_slice(&b[blk..], u.max(64)),
+        ];
+        let req = Request::write(t.fd(), Buf::for_writev(parts), 4 * blk as u64, 2)
+            .with_ioprio(IoPriority::new(IoClass::BestEffort, 3));
+        assert_eq!(req.op, Op::Writev);
+        d.queue(req).unwrap();
+        d.queue(Request::fsync(t.fd(), 3)).unwrap();
+        d.queue(Request::fdatasync(t.fd(), 4)).unwrap();
+        let mut done: HashMap<u64, Completion> =
+            reap_n(d, 4).into_iter().map(|c| (c.user_data, c)).collect();
+        assert_eq!(done[&1].result().unwrap(), blk, "{}", t.name);
+        assert_eq!(done[&2].result().unwrap(), 2 * blk, "{}", t.name);
+        assert_eq!(done[&3].result().unwrap(), 0, "{}", t.name);
+        assert_eq!(done[&4].result().unwrap(), 0, "{}", t.name);
+        let parts: Vec<AlignedBuf> = done.remove(&2).unwrap().buf.take().unwrap();
+        assert_eq!(parts.len(), 2, "writev gives its buffers back");
+
+        // read, readv — also with RWF_NOWAIT, which may say EAGAIN
+        d.queue(Request::read(t.fd(), t.read_buf(blk), 0, 5)).unwrap();
+        let bufs = vec![AlignedBuf::new(blk, u.max(64)), AlignedBuf::new(blk, u.max(64))];
+        d.queue(Request::read(t.fd(), Buf::for_readv(bufs), 4 * blk as u64, 6)).unwrap();
+        d.queue(
+            Request::read(t.fd(), t.read_buf(blk), 8 * blk as u64, 7).with_flags(RwFlags::NOWAIT),
+        )
+        .unwrap();
+        let mut done: HashMap<u64, Completion> =
+            reap_n(d, 3).into_iter().map(|c| (c.user_data, c)).collect();
+        let c = done.remove(&5).unwrap();
+        assert_eq!(c.result().unwrap(), blk);
+        // SAFETY: the buffer was made by for_read from an AlignedBuf and the driver read `res`.
+        let buf: Slice<AlignedBuf> = unsafe { c.buf.take_filled(c.res as usize) }.unwrap();
+        assert_eq!(&buf.into_inner()[..], &a[..], "{}: read back", t.name);
+        let c = done.remove(&6).unwrap();
+        assert_eq!(c.result().unwrap(), 2 * blk);
+        // SAFETY: as above, for for_readv.
+        let bufs: Vec<AlignedBuf> = unsafe { c.buf.take_filled_vec(c.res as usize) }.unwrap();
+        let joined: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+        assert_eq!(joined, b, "{}: readv back", t.name);
+        let c = done.remove(&7).unwrap();
+        match c.result() {
+            Ok(n) => {
+                assert_eq!(n, blk);
+                // SAFETY: as above.
+                let buf: Slice<AlignedBuf> = unsafe { c.buf.take_filled(n) }.unwrap();
+                assert_eq!(&buf.into_inner()[..], &data[8 * blk..9 * blk], "{}", t.name);
+            }
+            Err(e) => assert!(
+                matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EOPNOTSUPP)),
+                "{}: RWF_NOWAIT gave {e}",
+                t.name
+            ),
+        }
+        // What the driver wrote is in the storage.
+        let now = t.contents();
+        assert_eq!(&now[..blk], &a[..], "{}", t.name);
+        assert_eq!(&now[4 * blk..6 * blk], &b[..], "{}", t.name);
+    });
+}
+
+#[test]
+fn short_reads_at_end_of_file() {
+    each_target("short_reads_at_end_of_file", |t, data| {
+        let d = &*t.driver;
+        let u = t.unit.max(1);
+        let len = 8 * u.max(512);
+        let tail = SIZE - len / 2;
+        let tail = tail - tail % u;
+        d.queue(Request::read(t.fd(), t.read_buf(len), tail as u64, 1)).unwrap();
+        d.queue(Request::read(t.fd(), t.read_buf(len), SIZE as u64, 2)).unwrap();
+        d.queue(Request::read(t.fd(), t.read_buf(len), (SIZE + 10 * len) as u64, 3)).unwrap();
+        let done: HashMap<u64, Completion> =
+            reap_n(d, 3).into_iter().map(|c| (c.user_data, c)).collect();
+        assert_eq!(done[&1].result().unwrap(), SIZE - tail, "{}: short read at the end", t.name);
+        assert_eq!(done[&2].result().unwrap(), 0, "{}: at the end", t.name);
+        assert_eq!(done[&3].result().unwrap(), 0, "{}: past the end", t.name);
+        let mut got = vec![0u8; SIZE - tail];
+        done[&1].buf.gather(&mut got);
+        assert_eq!(got, data[tail..], "{}", t.name);
+    });
+}
+
+#[test]
+fn per_request_errors_stay_on_their_request() {
+    each_target("per_request_errors_stay_on_their_request", |t, _data| {
+        let d = &*t.driver;
+        let u = t.unit.max(1);
+        let blk = 4 * u.max(512);
+        // Around the bad request, good ones in the same batch.
+        for i in 0..4u64 {
+            d.queue(Request::read(t.fd(), t.read_buf(blk), i * blk as u64, i)).unwrap();
+        }
+        let (bad, expect) = match &t.read_only {
+            // A write to a read-only descriptor: EBADF.
+            Some(ro) => {
+                use std::os::fd::AsRawFd;
+                (Request::write(ro.as_raw_fd(), t.write_buf(&vec![1u8; blk]), 0, 100), libc::EBADF)
+            }
+            // The RAM disk: a write at its end: ENOSPC.
+            None => {
+                (Request::write(-1, t.write_buf(&vec![1u8; blk]), SIZE as u64, 100), libc::ENOSPC)
+            }
+        };
+        let mut reported = false;
+        // Refused at once, with the request given back...
+        if let Err(r) = d.queue(bad) {
+            assert_eq!(r.error.raw_os_error(), Some(expect), "{}: {}", t.name, r.error);
+            assert_eq!(r.request.user_data, 100);
+            assert_eq!(r.request.buf.len(), blk, "the buffer comes back");
+            reported = true;
+        }
+        for i in 4..8u64 {
+            d.queue(Request::read(t.fd(), t.read_buf(blk), i * blk as u64, i)).unwrap();
+        }
+        let n = if reported { 8 } else { 9 };
+        for c in reap_n(d, n) {
+            if c.user_data == 100 {
+                // ...or completed with the error.
+                assert_eq!(c.res, -(expect as i64), "{}", t.name);
+                assert!(!reported, "{}: reported twice", t.name);
+                reported = true;
+            } else {
+                assert_eq!(c.result().unwrap(), blk, "{}: request {}", t.name, c.user_data);
+            }
+        }
+        assert!(reported, "{}: the bad request was never reported", t.name);
+        // Invalid requests are refused before they reach the kernel.
+        let r = d.queue(Request::read(t.fd(), t.read_buf(blk), u64::MAX, 200)).unwrap_err();
+        assert_eq!(r.error.kind(), std::io::ErrorKind::InvalidInput, "{}", t.name);
+        let r =
+            d.queue(Request::new(Op::Read, t.fd(), 0, Buf::for_write(vec![1u8]), 201)).unwrap_err();
+        assert!(r.error.to_string().contains("read-only"), "{}: {}", t.name, r.error);
+    });
+}
+
+#[test]
+fn cancellation_completes_each_request_once() {
+    each_target("cancellation_completes_each_request_once", |t, data| {
+        let d = &*t.driver;
+        let u = t.unit.max(1);
+        let blk = u.max(4096);
+        let n = 200u64;
+        for i in 0..n {
+            let off = (i as usize * 7 % (SIZE / blk)) * blk;
+            d.queue(Request::read(t.fd(), t.read_buf(blk), off as u64, i)).unwrap();
+        }
+        let mut outcome = HashMap::new();
+        for i in (0..n).step_by(3) {
+            outcome.insert(i, d.cancel(i).unwrap());
+        }
+        assert_eq!(d.cancel(10_000).unwrap(), CancelOutcome::NotFound, "{}", t.name);
+        let mut seen = HashSet::new();
+        for c in reap_n(d, n as usize) {
+            assert!(seen.insert(c.user_data), "{}: {} completed twice", t.name, c.user_data);
+            let off = (c.user_data as usize * 7 % (SIZE / blk)) * blk;
+            match (outcome.get(&c.user_data), c.result()) {
+                (Some(CancelOutcome::Cancelled), Err(e)) => {
+                    assert_eq!(e.raw_os_error(), Some(libc::ECANCELED), "{}", t.name)
+                }
+                // A cancellation that raced with completion may still see it finish.
+                (_, Ok(len)) => {
+                    assert_eq!(len, blk);
+                    let mut got = vec![0u8; blk];
+                    c.buf.gather(&mut got);
+                    assert_eq!(got, data[off..off + blk], "{}", t.name);
+                }
+                (o, Err(e)) => panic!("{}: request {} ({o:?}) failed: {e}", t.name, c.user_data),
+            }
+        }
+        assert!(
+            d.reap(0, 10, Some(Duration::ZERO), &mut Vec::new()).unwrap() == 0,
+            "{}: more completions than requests",
+            t.name
+        );
+    });
+}
+
+/// A buffer that counts its drops and checks a sentinel region past what requests may touch.
+struct Tracked {
+    buf: AlignedBuf,
+    drops: Arc<AtomicUsize>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+// SAFETY: delegates to AlignedBuf, whose storage is stable.
+unsafe impl IoBuf for Tracked {
+    fn stable_ptr(&self) -> *const u8 {
+        self.buf.stable_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.buf.bytes_init()
+    }
+    fn bytes_total(&self) -> usize {
+        self.buf.bytes_total()
+    }
+}
+
+// SAFETY: as above.
+unsafe impl IoBufMut for Tracked {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.buf.stable_mut_ptr()
+    }
+    unsafe fn set_init(&mut self, len: usize) {
+        // SAFETY: forwarded.
+        unsafe { self.buf.set_init(len) }
+    }
+}
+
+#[test]
+fn buffers_live_until_completion_and_are_dropped_once() {
+    each_target("buffers_live_until_completion_and_are_dropped_once", |t, data| {
+        let d = &*t.driver;
+        let blk = t.unit.max(4096);
+        let drops = Arc::new(AtomicUsize::new(0));
+        let n = 300usize;
+        for i in 0..n {
+            let off = (i * 13 % (SIZE / blk)) * blk;
+            let buf = Tracked { buf: AlignedBuf::new(blk, blk), drops: Arc::clone(&drops) };
+            d.queue(Request::read(t.fd(), Buf::for_read(buf), off as u64, i as u64)).unwrap();
+            if i % 50 == 49 {
+                d.flush().unwrap();
+            }
+        }
+        // Nothing is dropped while the driver holds it.
+        assert_eq!(drops.load(Ordering::SeqCst), 0, "{}", t.name);
+        let done = reap_n(d, n);
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            0,
+            "{}: dropped before it was handed back",
+            t.name
+        );
+        for c in done {
+            let off = (c.user_data as usize * 13 % (SIZE / blk)) * blk;
+            // SAFETY: made by for_read from a Tracked; the driver reports the bytes read.
+            let buf: Tracked = unsafe { c.buf.take_filled(c.res as usize) }.unwrap();
+            assert_eq!(&buf.buf[..], &data[off..off + blk], "{}", t.name);
+        }
+        assert_eq!(drops.load(Ordering::SeqCst), n, "{}: each buffer dropped once", t.name);
+    });
+}
+
+#[test]
+fn reap_flushes_and_flush_starts_everything() {
+    each_target("reap_flushes_and_flush_starts_everything", |t, _| {
+        let d = &*t.driver;
+        let blk = t.unit.max(4096);
+        for i in 0..10u64 {
+            d.queue(Request::read(t.fd(), t.read_buf(blk), i * blk as u64, i)).unwrap();
+        }
+        // No explicit flush: reap must start them before it waits.
+        assert_eq!(reap_n(d, 10).len(), 10);
+        for i in 0..10u64 {
+            d.queue(Request::read(t.fd(), t.read_buf(blk), i * blk as u64, i)).unwrap();
+        }
+        d.flush().unwrap();
+        // After a flush, everything completes without anyone waiting in reap.
+        let mut out = Vec::new();
+        let start = std::time::Instant::now();
+        while out.len() < 10 && start.elapsed() < Duration::from_secs(20) {
+            d.reap(0, 10, Some(Duration::ZERO), &mut out).unwrap();
+            if out.len() < 10 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        assert_eq!(out.len(), 10, "{}: flushed requests did not complete on their own", t.name);
+    });
+}
+
+#[test]
+fn eventfd_signals_completions() {
+    each_target("eventfd_signals_completions", |t, _| {
+        let d = &*t.driver;
+        let efd = d.eventfd().unwrap();
+        let blk = t.unit.max(4096);
+        for i in 0..16u64 {
+            d.queue(Request::read(t.fd(), t.read_buf(blk), i * blk as u64, i)).unwrap();
+        }
+        d.flush().unwrap();
+        let mut got = Vec::new();
+        while got.len() < 16 {
+            let ready =
+                aio::sys::fs::poll_one(efd, libc::POLLIN, Some(Duration::from_secs(20))).unwrap();
+            assert!(ready & libc::POLLIN != 0, "{}: the eventfd never fired", t.name);
+            let _ = aio::sys::fs::eventfd_read(efd);
+            d.reap(0, 16, Some(Duration::ZERO), &mut got).unwrap();
+        }
+        assert_eq!(got.len(), 16);
+    });
+}
+
+/// 10,000+ requests of random sizes and offsets, reads and writes mixed, checked against a
+/// model of the contents. Requests in flight at once never overlap (no ordering holds between
+/// them), and the model changes when a write completes.
+#[test]
+fn random_workload_matches_a_model() {
+    each_target("random_workload_matches_a_model", |t, data| {
+        let d = &*t.driver;
+        let mut model = data.to_vec();
+        let mut rng = 0x1234_5678_9abc_def1u64 ^ t.name.len() as u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let unit = t.unit.max(1);
+        let total = 12_000u64;
+        let depth = 48;
+        // user_data -> (offset, len, write data if a write)
+        let mut flying: HashMap<u64, (usize, usize, Option<Vec<u8>>)> = HashMap::new();
+        let mut issued = 0u64;
+        let mut completed = 0u64;
+        let mut out = Vec::new();
+        while completed < total {
+            while issued < total && flying.len() < depth {
+                let len = if unit > 1 {
+                    unit * (1 + next() as usize % 16)
+                } else {
+                    1 + next() as usize % 20_000
+                };
+                let off = (next() as usize % (SIZE - len)) / unit * unit;
+                if flying.values().any(|&(o, l, _)| off < o + l && o < off + len) {
+                    continue;
+                }
+                let write = next() % 3 == 0;
+                let req = if write {
+                    let bytes = pattern(len, next());
+                    let r = Request::write(t.fd(), t.write_buf(&bytes), off as u64, issued);
+                    flying.insert(issued, (off, len, Some(bytes)));
+                    r
+                } else {
+                    flying.insert(issued, (off, len, None));
+                    Request::read(t.fd(), t.read_buf(len), off as u64, issued)
+                };
+                d.queue(req).unwrap();
+                issued += 1;
+            }
+            out.clear();
+            d.reap(1, 64, Some(Duration::from_secs(20)), &mut out).unwrap();
+            assert!(!out.is_empty(), "{}: stalled at {completed}/{total}", t.name);
+            for c in out.drain(..) {
+                let (off, len, write) = flying.remove(&c.user_data).expect("a request in flight");
+                let n = c.result().unwrap_or_else(|e| panic!("{}: {e}", t.name));
+                assert_eq!(n, len, "{}: no short transfer inside the file", t.name);
+                match write {
+                    Some(bytes) => model[off..off + len].copy_from_slice(&bytes),
+                    None => {
+                        let mut got = vec![0u8; len];
+                        c.buf.gather(&mut got);
+                        assert!(got == model[off..off + len], "{}: read at {off}+{len}", t.name);
+                    }
+                }
+                completed += 1;
+            }
+        }
+        assert!(t.contents() == model, "{}: final contents differ from the model", t.name);
+    });
+}
+
+#[test]
+fn dropping_a_driver_with_requests_in_flight() {
+    let dir = test_dir();
+    let data = data();
+    for round in 0..20 {
+        let targets = targets("dropping_a_driver_with_requests_in_flight", dir.path(), &data);
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut made = 0;
+        for t in targets {
+            let blk = t.unit.max(4096);
+            for i in 0..64usize {
+                let off = ((i + round) * 31 % (SIZE / blk)) * blk;
+                let buf = Tracked { buf: AlignedBuf::new(blk, blk), drops: Arc::clone(&drops) };
+                t.driver
+                    .queue(Request::read(t.fd(), Buf::for_read(buf), off as u64, i as u64))
+                    .unwrap();
+                made += 1;
+            }
+            t.driver.flush().unwrap();
+            drop(t);
+        }
+        assert_eq!(drops.load(Ordering::SeqCst), made, "every buffer freed once, after its I/O");
+    }
+}
+
+/// Reads that block (an empty pipe) show each driver's cancellation: io_uring stops them; the
+/// pool cannot stop a running one but drops a queued one.
+#[test]
+fn cancelling_blocked_reads() {
+    use aio::driver::{PoolDriver, PoolOptions, UringDriver, UringOptions};
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+
+    match UringDriver::new(UringOptions::default()) {
+        Err(e) => skip("cancelling_blocked_reads [uring]", &e.to_string()),
+        Ok(d) => {
+            let (reader, _writer) = std::io::pipe().unwrap();
+            d.queue(Request::read(
+                reader.as_raw_fd(),
+                Buf::for_read(vec![0u8; 16].into_boxed_slice()),
+                0,
+                1,
+            ))
+            .unwrap();
+            d.flush().unwrap();
+            assert_eq!(d.cancel(1).unwrap(), CancelOutcome::Cancelled);
+            let c = reap_n(&d, 1).pop().unwrap();
+            assert_eq!(c.res, -(libc::ECANCELED as i64));
+            assert_eq!(d.cancel(1).unwrap(), CancelOutcome::NotFound);
+        }
+    }
+
+    let pool = PoolDriver::new(PoolOptions { threads: 1, ..PoolOptions::default() });
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    let read = |ud| {
+        Request::read(reader.as_raw_fd(), Buf::for_read(vec![0u8; 4].into_boxed_slice()), 0, ud)
+    };
+    pool.queue(read(1)).unwrap();
+    pool.queue(read(2)).unwrap();
+    // Wait until the one worker is blocked in the first read.
+    let start = std::time::Instant::now();
+    while pool.running() < 1 {
+        assert!(start.elapsed() < Duration::from_secs(10), "the worker never started");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(pool.cancel(1).unwrap(), CancelOutcome::Running);
+    assert_eq!(pool.cancel(2).unwrap(), CancelOutcome::Cancelled);
+    let c = reap_n(&pool, 1).pop().unwrap();
+    assert_eq!((c.user_data, c.res), (2, -(libc::ECANCELED as i64)));
+    writer.write_all(b"data").unwrap();
+    let c = reap_n(&pool, 1).pop().unwrap();
+    assert_eq!((c.user_data, c.res), (1, 4));
+    assert_eq!(pool.in_flight(), 0);
+}
