@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what the libaio.so.1 tests compare against: the system libaio's header
+# (libaio-dev, for building the C suite against /usr/include/libaio.h) and fio (for the
+# fio --ioengine=libaio test and bench/libaio.sh). Idempotent: does nothing when both are
+# present. Needs root and apt-get; otherwise it says so and exits 0, and the tests that need
+# the missing pieces print SKIP.
+set -euo pipefail
+
+missing=()
+[ -e /usr/include/libaio.h ] || missing+=(libaio-dev)
+command -v fio >/dev/null 2>&1 || missing+=(fio)
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "install-test-deps: libaio-dev and fio already installed, nothing to do"
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-test-deps: not root, not installing ${missing[*]} (the tests needing them will SKIP)"
+    exit 0
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-test-deps: no apt-get, not installing ${missing[*]} (the tests needing them will SKIP)"
+    exit 0
+fi
+
+echo "install-test-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+if ! apt-get install -y --no-install-recommends "${missing[@]}"; then
+    apt-get update
+    apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+echo "install-test-deps: installed ${missing[*]}"
