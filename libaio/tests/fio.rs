@@ -22,8 +22,11 @@ fn fio_path() -> Option<std::path::PathBuf> {
 fn fio(dir: &Path, name: &str, args: &[&str]) -> String {
     let ours = ours();
     let mut cmd = Command::new("fio");
-    cmd.env("LD_LIBRARY_PATH", &ours.lib_dir)
+    // In `dir`, with no verify state saved: fio would otherwise leave files in the cwd.
+    cmd.current_dir(dir)
+        .env("LD_LIBRARY_PATH", &ours.lib_dir)
         .env_remove("LD_PRELOAD")
+        .arg("--verify_state_save=0")
         .arg(format!("--name={name}"))
         .arg(format!("--filename={}", dir.join("fio.dat").display()))
         .args(["--ioengine=libaio", "--direct=1", "--bs=4k", "--size=16M"])
