@@ -6,9 +6,13 @@
 //!   wrapper per system call. The one module where `unsafe` lives.
 //! - [`kernel`]: native kernel AIO (`io_setup`, `io_submit`, `io_getevents`, …), the interface
 //!   libaio wraps, with a safe layer whose requests own their buffers.
+//! - [`posix`]: POSIX AIO (`aio_read`, `aio_suspend`, `lio_listio`, …) on glibc's ABI, run on
+//!   a driver.
 //! - [`buf`] and [`align`]: owned buffers and the `O_DIRECT` alignment they need.
 //! - [`driver`]: the driver contract (a device's `aio_read`/`aio_write`/`aio_fsync`) and its
 //!   drivers: io_uring, kernel AIO, a thread pool, a RAM disk and a fault injector.
+//! - [`file`] and [`rt`]: the async API — [`File`] with owned-buffer futures (`read_at`,
+//!   `write_at`, …) on any executor, driven by a [`Reactor`] over a driver.
 //! - [`eventfd`]: completion notification an epoll loop or async runtime can watch.
 
 #![deny(missing_docs)]
@@ -17,9 +21,14 @@ pub mod align;
 pub mod buf;
 pub mod driver;
 pub mod eventfd;
+pub mod file;
 pub mod kernel;
+pub mod posix;
+pub mod rt;
 pub mod sys;
 
 pub use align::DioAlign;
 pub use buf::{AlignedBuf, IoBuf, IoBufMut, Slice};
 pub use eventfd::EventFd;
+pub use file::{File, OpenOptions};
+pub use rt::{block_on, Reactor};

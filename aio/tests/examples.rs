@@ -110,3 +110,56 @@ fn copy_reports_bad_paths() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("not a regular file"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn async_copy_any_size_on_every_engine() {
+    let dir = test_dir();
+    let direct = match direct_support(dir.path()) {
+        Ok(_) => vec![false, true],
+        Err(reason) => {
+            skip("async_copy_any_size_on_every_engine (O_DIRECT)", &reason);
+            vec![false]
+        }
+    };
+    for engine in ["uring", "kernel", "pool"] {
+        for &d in &direct {
+            for size in [0usize, 1, 4097, (3 << 20) + 12_345] {
+                let src = dir.path().join(format!("asrc-{size}"));
+                let dst = dir.path().join(format!("adst-{size}-{engine}-{d}"));
+                let data = pattern(size, size as u64 + 1);
+                make_file(&src, &data);
+                let mut cmd = Command::new(example("async_copy"));
+                cmd.arg(&src).arg(&dst).env("AIO_ENGINE", engine);
+                if d {
+                    cmd.arg("--direct");
+                }
+                let out = cmd.output().unwrap();
+                let stdout = text(&out.stdout);
+                if !out.status.success()
+                    && engine == "uring"
+                    && text(&out.stderr).contains("io_uring")
+                {
+                    skip("async_copy_any_size_on_every_engine [uring]", text(&out.stderr).trim());
+                    break;
+                }
+                assert!(
+                    out.status.success(),
+                    "{engine} direct={d} size={size}: {}",
+                    text(&out.stderr)
+                );
+                assert!(stdout.contains(&format!("with the {engine} (forced) driver")), "{stdout}");
+                assert!(
+                    std::fs::read(&dst).unwrap() == data,
+                    "{engine} direct={d}: copy of {size} bytes differs"
+                );
+            }
+        }
+    }
+    let out = Command::new(example("async_copy"))
+        .arg(dir.path().join("nope"))
+        .arg(dir.path().join("x"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("No such file"), "{}", text(&out.stderr));
+}

@@ -71,7 +71,7 @@ pub use fault::{FaultConfig, FaultDriver};
 pub use kaio::{KernelDriver, KernelOptions};
 pub use mem::MemDriver;
 pub use pool::{PoolDriver, PoolOptions};
-pub use select::{select, select_with, Engine, SelectOptions, Selection};
+pub use select::{select, select_shared, select_with, Engine, SelectOptions, Selection};
 pub use uring::{FixedBuf, UringDriver, UringOptions, UringProbe};
 
 pub use crate::kernel::{IoPriority, RwFlags};

@@ -252,7 +252,7 @@ unsafe impl Driver for PoolDriver {
         timeout: Option<Duration>,
         out: &mut Vec<Completion>,
     ) -> io::Result<usize> {
-        let n = self.shared.ready.wait(min, max, deadline(timeout), out);
+        let n = self.shared.ready.wait(min, max, deadline(timeout), out)?;
         self.shared.in_flight.fetch_sub(n, Ordering::SeqCst);
         Ok(n)
     }

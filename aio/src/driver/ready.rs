@@ -1,11 +1,13 @@
 //! [`Ready`]: completions waiting to be reaped, for drivers that produce them in user space
-//! (memory, thread pool, fault injection): a queue, a condition variable for blocking reapers
-//! and an eventfd for event loops.
+//! (memory, thread pool, fault injection): a queue, a futex word for blocking reapers (a futex
+//! wait, unlike a condition variable, ends with `EINTR` when a signal arrives) and an eventfd
+//! for event loops.
 
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::Completion;
@@ -14,7 +16,10 @@ use crate::EventFd;
 #[derive(Default)]
 pub(crate) struct Ready {
     queue: Mutex<VecDeque<Completion>>,
-    cond: Condvar,
+    /// Bumped on every push; blocked reapers sleep on it.
+    seq: AtomicU32,
+    /// Reapers asleep on `seq`.
+    sleepers: AtomicU32,
     efd: OnceLock<Arc<EventFd>>,
 }
 
@@ -38,7 +43,10 @@ impl Ready {
         let added = q.len() - before;
         drop(q);
         if added > 0 {
-            self.cond.notify_all();
+            self.seq.fetch_add(1, Ordering::SeqCst);
+            if self.sleepers.load(Ordering::SeqCst) > 0 {
+                crate::sys::posix::futex_wake_all(&self.seq);
+            }
             self.signal();
         }
     }
@@ -65,28 +73,43 @@ impl Ready {
     }
 
     /// Moves up to `max` completions into `out`, waiting until at least `min` have arrived or
-    /// `deadline` passes (`None`: no limit).
+    /// `deadline` passes (`None`: no limit). A signal while waiting ends the wait with
+    /// `ErrorKind::Interrupted` if nothing was moved.
     pub(crate) fn wait(
         &self,
         min: usize,
         max: usize,
         deadline: Option<Instant>,
         out: &mut Vec<Completion>,
-    ) -> usize {
+    ) -> io::Result<usize> {
         let min = min.min(max);
-        let mut q = self.lock();
-        while q.len() < min {
-            q = match deadline {
-                None => self.cond.wait(q).unwrap_or_else(PoisonError::into_inner),
-                Some(d) => {
-                    let Some(left) = d.checked_duration_since(Instant::now()) else { break };
-                    self.cond.wait_timeout(q, left).unwrap_or_else(PoisonError::into_inner).0
+        loop {
+            let seen = self.seq.load(Ordering::SeqCst);
+            {
+                let mut q = self.lock();
+                if q.len() >= min {
+                    let n = q.len().min(max);
+                    out.extend(q.drain(..n));
+                    return Ok(n);
                 }
+            }
+            let left = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Ok(self.take(max, out)),
+                },
             };
+            self.sleepers.fetch_add(1, Ordering::SeqCst);
+            let r = crate::sys::posix::futex_wait(&self.seq, seen, left);
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+            if let Err(e) = r {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    let n = self.take(max, out);
+                    return if n > 0 { Ok(n) } else { Err(e) };
+                }
+            }
         }
-        let n = q.len().min(max);
-        out.extend(q.drain(..n));
-        n
     }
 
     /// The eventfd, created on first use; readable if completions already wait.

@@ -111,16 +111,7 @@ pub fn select_with(
     file: impl AsFd,
     opts: &SelectOptions,
 ) -> io::Result<(Arc<dyn Driver>, Selection)> {
-    let forced = match (opts.engine, opts.ignore_env) {
-        (Some(e), _) => Some(e),
-        (None, false) => match std::env::var("AIO_ENGINE") {
-            Ok(v) if !v.trim().is_empty() => Some(v.parse::<Engine>().map_err(|e| {
-                io::Error::new(io::ErrorKind::InvalidInput, format!("AIO_ENGINE: {e}"))
-            })?),
-            _ => None,
-        },
-        (None, true) => None,
-    };
+    let forced = forced_engine(opts)?;
     let direct = sys::fs::status_flags(file.as_fd())? & libc::O_DIRECT != 0;
     let uring = || -> Result<UringDriver, String> {
         if let Some(why) = &opts.pretend_uring_unavailable {
@@ -170,4 +161,65 @@ pub fn select_with(
     }
     let pool = Arc::new(PoolDriver::new(opts.pool.clone()));
     Ok((pool, Selection { engine: Engine::Pool, forced: false, skipped }))
+}
+
+/// Picks and builds the best driver for serving many files, `O_DIRECT` or not: io_uring if
+/// this kernel has it and allows it, else kernel AIO — which serves `O_DIRECT` files itself and
+/// hands the others to its thread pool — else the pool. `AIO_ENGINE` (or
+/// [`SelectOptions::engine`]) forces one; forcing io_uring where it cannot work is an error.
+pub fn select_shared(opts: &SelectOptions) -> io::Result<(Arc<dyn Driver>, Selection)> {
+    let forced = forced_engine(opts)?;
+    let uring = || -> Result<UringDriver, String> {
+        if let Some(why) = &opts.pretend_uring_unavailable {
+            return Err(why.clone());
+        }
+        UringDriver::new(opts.uring.clone()).map_err(|e| e.to_string())
+    };
+    let mut kernel_opts = opts.kernel.clone();
+    kernel_opts.buffered_pool.get_or_insert_with(|| opts.pool.clone());
+    if let Some(engine) = forced {
+        let fail = |why: String| {
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("engine {engine} was asked for: {why}"),
+            )
+        };
+        let driver: Arc<dyn Driver> = match engine {
+            Engine::Uring => Arc::new(uring().map_err(fail)?),
+            Engine::Kernel => {
+                Arc::new(KernelDriver::new(kernel_opts).map_err(|e| fail(e.to_string()))?)
+            }
+            Engine::Pool => Arc::new(PoolDriver::new(opts.pool.clone())),
+        };
+        return Ok((driver, Selection { engine, forced: true, skipped: Vec::new() }));
+    }
+    let mut skipped = Vec::new();
+    match uring() {
+        Ok(d) => {
+            return Ok((Arc::new(d), Selection { engine: Engine::Uring, forced: false, skipped }))
+        }
+        Err(why) => skipped.push((Engine::Uring, why)),
+    }
+    match KernelDriver::new(kernel_opts) {
+        Ok(d) => {
+            return Ok((Arc::new(d), Selection { engine: Engine::Kernel, forced: false, skipped }))
+        }
+        Err(e) => skipped.push((Engine::Kernel, e.to_string())),
+    }
+    let pool = Arc::new(PoolDriver::new(opts.pool.clone()));
+    Ok((pool, Selection { engine: Engine::Pool, forced: false, skipped }))
+}
+
+/// The engine `opts` or `AIO_ENGINE` forces, if any.
+fn forced_engine(opts: &SelectOptions) -> io::Result<Option<Engine>> {
+    Ok(match (opts.engine, opts.ignore_env) {
+        (Some(e), _) => Some(e),
+        (None, false) => match std::env::var("AIO_ENGINE") {
+            Ok(v) if !v.trim().is_empty() => Some(v.parse::<Engine>().map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("AIO_ENGINE: {e}"))
+            })?),
+            _ => None,
+        },
+        (None, true) => None,
+    })
 }

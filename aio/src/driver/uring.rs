@@ -400,6 +400,14 @@ unsafe impl Driver for UringDriver {
 
     fn flush(&self) -> io::Result<()> {
         let _sq = lock(&self.sq);
+        // Nothing to submit and nothing the kernel needs us to enter for: no system call.
+        {
+            // SAFETY: the `sq` lock makes this the only handle to the submission queue.
+            let sq = unsafe { self.ring.submission_shared() };
+            if sq.is_empty() && !sq.cq_overflow() && !sq.taskrun() {
+                return Ok(());
+            }
+        }
         self.submit_locked()
     }
 

@@ -9,6 +9,7 @@ pub mod abi;
 pub mod aio;
 pub mod fs;
 pub mod io;
+pub mod posix;
 pub mod ring;
 
 pub use abi::*;

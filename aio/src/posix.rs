@@ -1,0 +1,847 @@
+//! POSIX AIO (`<aio.h>`) on a real asynchronous engine.
+//!
+//! glibc implements `aio_read` and friends with threads doing blocking `pread`/`pwrite`, one
+//! request at a time per file descriptor. This module keeps glibc's API and ABI — the same
+//! `struct aiocb`, results in its `__error_code` and `__return_value` fields — and runs the
+//! requests on a [`Driver`]: io_uring when the kernel allows it, else kernel AIO (with its thread
+//! pool for buffered files), else the pool ([`driver::select_shared`]; `AIO_ENGINE` forces one).
+//! Many requests on one descriptor are in flight at once.
+//!
+//! The functions here take the C structures by raw pointer and report errors as `Err(errno)`;
+//! the `libposixaio.so` C library wraps them into `-1` and `errno`.
+//!
+//! # How requests progress
+//!
+//! A request is submitted to the kernel when it is queued (`aio_read`, `aio_write`,
+//! `aio_fsync`; `lio_listio` submits its whole list at once). Completions are taken by the
+//! calling threads — `aio_error`, `aio_return` and `aio_suspend` look without waiting, and
+//! `aio_suspend` and `lio_listio(LIO_WAIT)` wait in the driver — and, when some request asks
+//! for a signal or a thread (`SIGEV_SIGNAL`, `SIGEV_THREAD`, `SIGEV_THREAD_ID`), by one
+//! background thread that exists only while such requests are in flight.
+//!
+//! # Semantics, where POSIX leaves room
+//!
+//! - `aio_error` of an aiocb this library never submitted gives `EINVAL` (glibc returns the
+//!   aiocb's `__error_code` field, 0 for a zeroed one).
+//! - `aio_return` before completion gives `-1`/`EINPROGRESS`; after it, the return value — and
+//!   the same value again on later calls, as glibc does.
+//! - Submitting an aiocb that is still in flight gives `EINVAL` (glibc would corrupt its queue).
+//! - A bad descriptor, a negative offset, an unknown `lio_listio` opcode: the request is
+//!   accepted and fails, with the errno in `aio_error` (as glibc does); `aio_fsync` checks the
+//!   descriptor at once (`EBADF`), as glibc does.
+//! - `aio_fsync` waits for every write to its descriptor queued before it, then syncs.
+//! - Limits: [`AIO_LISTIO_MAX`] entries per `lio_listio` (`EINVAL` beyond), [`AIO_MAX`]
+//!   requests in flight at once (`EAGAIN` beyond). glibc's `sysconf` reports both as -1
+//!   (indeterminate); these are this library's.
+//! - After `fork`, the child starts with no requests in flight and a fresh engine.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+use crate::driver::{self, Buf, CancelOutcome, Completion, Driver, Op, Request, Selection};
+use crate::kernel::{IoClass, IoPriority};
+use crate::sys::posix::{self as abi, aiocb, aioinit, sigevent, sigval};
+
+/// Most entries in one `lio_listio` call.
+pub const AIO_LISTIO_MAX: usize = 1 << 16;
+/// Most requests in flight at once.
+pub const AIO_MAX: usize = 1 << 16;
+
+/// An errno, as the POSIX functions report it.
+pub type Errno = i32;
+
+/// What to do when a request (or a `lio_listio` list) completes.
+#[derive(Clone, Copy)]
+enum Notify {
+    None,
+    Signal {
+        signo: i32,
+        value: sigval,
+    },
+    ThreadId {
+        signo: i32,
+        value: sigval,
+        tid: libc::pid_t,
+    },
+    Thread {
+        function: unsafe extern "C" fn(sigval),
+        value: sigval,
+        attributes: *mut libc::pthread_attr_t,
+    },
+}
+
+// SAFETY: the pointers are the program's (its sigev_value and thread attributes), carried to the
+// thread that delivers the notification, as glibc does.
+unsafe impl Send for Notify {}
+
+impl Notify {
+    /// Checks a `struct sigevent`.
+    fn parse(ev: &sigevent) -> Result<Notify, Errno> {
+        Ok(match ev.sigev_notify {
+            abi::SIGEV_NONE => Notify::None,
+            abi::SIGEV_SIGNAL | abi::SIGEV_THREAD_ID => {
+                if ev.sigev_signo < 0 || ev.sigev_signo > libc::SIGRTMAX() {
+                    return Err(libc::EINVAL);
+                }
+                // Signal 0 is no signal: a zeroed aiocb asks for nothing, as with glibc.
+                if ev.sigev_signo == 0 {
+                    return Ok(Notify::None);
+                }
+                if ev.sigev_notify == abi::SIGEV_SIGNAL {
+                    Notify::Signal { signo: ev.sigev_signo, value: ev.sigev_value }
+                } else {
+                    // SAFETY: for SIGEV_THREAD_ID the union holds the thread id.
+                    let tid = unsafe { ev.sigev_un.tid };
+                    if tid <= 0 {
+                        return Err(libc::EINVAL);
+                    }
+                    Notify::ThreadId { signo: ev.sigev_signo, value: ev.sigev_value, tid }
+                }
+            }
+            abi::SIGEV_THREAD => {
+                // SAFETY: for SIGEV_THREAD the union holds the function and attributes.
+                let t = unsafe { ev.sigev_un.thread };
+                match t.function {
+                    Some(function) => {
+                        Notify::Thread { function, value: ev.sigev_value, attributes: t.attributes }
+                    }
+                    None => return Err(libc::EINVAL),
+                }
+            }
+            _ => return Err(libc::EINVAL),
+        })
+    }
+
+    fn is_async(&self) -> bool {
+        !matches!(self, Notify::None)
+    }
+
+    /// Delivers the notification. Errors cannot be reported to anyone; they are ignored, as
+    /// glibc ignores them.
+    fn deliver(self) {
+        match self {
+            Notify::None => {}
+            Notify::Signal { signo, value } => {
+                let _ = abi::queue_asyncio_signal(signo, value, None);
+            }
+            Notify::ThreadId { signo, value, tid } => {
+                let _ = abi::queue_asyncio_signal(signo, value, Some(tid));
+            }
+            Notify::Thread { function, value, attributes } => {
+                // SAFETY: the program gave this function and attributes for SIGEV_THREAD.
+                let _ = unsafe { abi::start_notify_thread(function, value, attributes) };
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Read,
+    Write,
+    Fsync,
+    Fdatasync,
+    /// A `lio_listio` entry with an opcode that is not `LIO_READ`, `LIO_WRITE` or `LIO_NOP`.
+    Invalid,
+}
+
+struct Req {
+    cb: *mut aiocb,
+    fd: i32,
+    kind: Kind,
+    seq: u64,
+    notify: Notify,
+    list: Option<usize>,
+}
+
+// SAFETY: `cb` is the program's aiocb; the engine writes its status from whichever thread
+// processes the completion, as glibc's worker threads do.
+unsafe impl Send for Req {}
+
+#[derive(Default)]
+struct FdState {
+    /// Sequence numbers of writes in flight.
+    writes: BTreeSet<u64>,
+    /// Fsyncs held until the writes queued before them complete: (sequence, request key).
+    fsyncs: Vec<(u64, usize)>,
+}
+
+struct List {
+    /// Members not yet complete, plus one while the list is being queued.
+    remaining: usize,
+    notify: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    reqs: Slab<Req>,
+    /// In-flight requests by aiocb address.
+    by_cb: HashMap<usize, usize>,
+    fds: HashMap<i32, FdState>,
+    lists: Slab<List>,
+    /// Requests the driver could not take yet (it was full), by key.
+    backlog: VecDeque<usize>,
+    seq: u64,
+    /// In-flight requests and lists that want a signal or a thread.
+    async_notify: usize,
+}
+
+/// The process-wide engine.
+struct Engine {
+    driver: Arc<dyn Driver>,
+    selection: Selection,
+    state: Mutex<State>,
+    /// Bumped after every batch of completions is processed; threads waiting for someone
+    /// else's progress sleep on it (a futex, so a signal interrupts them).
+    generation: AtomicU32,
+    sleepers: AtomicU32,
+    /// Whether a thread is waiting in the driver for completions.
+    waiting: AtomicBool,
+    notifier: Mutex<Option<std::thread::Thread>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+static ENGINE: AtomicPtr<Engine> = AtomicPtr::new(std::ptr::null_mut());
+static ENGINE_INIT: Mutex<()> = Mutex::new(());
+static CONFIG: Mutex<Option<aioinit>> = Mutex::new(None);
+static AT_FORK: Once = Once::new();
+
+extern "C" fn forget_engine_in_child() {
+    // The parent's requests are not the child's: leave the engine (and its driver) behind,
+    // never touching it, and build a fresh one on first use.
+    ENGINE.store(std::ptr::null_mut(), Ordering::SeqCst);
+}
+
+fn engine() -> Result<&'static Engine, Errno> {
+    let p = ENGINE.load(Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: engines are leaked boxes, never freed.
+        return Ok(unsafe { &*p });
+    }
+    let _init = lock(&ENGINE_INIT);
+    let p = ENGINE.load(Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: as above.
+        return Ok(unsafe { &*p });
+    }
+    AT_FORK.call_once(|| {
+        // SAFETY: registers a child handler that only stores to an atomic.
+        unsafe { libc::pthread_atfork(None, None, Some(forget_engine_in_child)) };
+    });
+    let cfg = (*lock(&CONFIG)).unwrap_or_default();
+    let mut opts = driver::SelectOptions::default();
+    let num = if cfg.aio_num > 0 { cfg.aio_num as usize } else { 4096 };
+    opts.uring.entries = num.clamp(64, 32768) as u32;
+    opts.kernel.max_events = num.clamp(64, 65536);
+    if cfg.aio_threads > 0 {
+        opts.pool.threads = cfg.aio_threads as usize;
+    }
+    if cfg.aio_idle_time > 0 {
+        opts.pool.idle = Duration::from_secs(cfg.aio_idle_time as u64);
+    }
+    let (driver, selection) =
+        driver::select_shared(&opts).map_err(|e| e.raw_os_error().unwrap_or(libc::EAGAIN))?;
+    let engine = Box::leak(Box::new(Engine {
+        driver,
+        selection,
+        state: Mutex::new(State::default()),
+        generation: AtomicU32::new(0),
+        sleepers: AtomicU32::new(0),
+        waiting: AtomicBool::new(false),
+        notifier: Mutex::new(None),
+    }));
+    ENGINE.store(engine, Ordering::Release);
+    Ok(engine)
+}
+
+/// `aio_init`: sizing hints, used when the engine is set up (before the first request):
+/// `aio_threads` sizes the thread pool, `aio_num` the io_uring and kernel AIO queues,
+/// `aio_idle_time` how long idle pool threads stay.
+pub fn aio_init(init: &aioinit) {
+    *lock(&CONFIG) = Some(*init);
+}
+
+/// How the engine was chosen (io_uring, kernel AIO or the pool, and why), setting it up if
+/// needed.
+pub fn engine_selection() -> Result<Selection, Errno> {
+    engine().map(|e| e.selection.clone())
+}
+
+impl Engine {
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// Queues one request (the state lock held). `Err(EAGAIN)` if there is no room; other
+    /// failures complete the request with the error.
+    fn submit_locked(
+        &self,
+        st: &mut State,
+        cb: *mut aiocb,
+        kind: Kind,
+        notify: Notify,
+        list: Option<usize>,
+        done: &mut Done,
+    ) -> Result<(), Errno> {
+        // SAFETY: the caller vouched for `cb` (the C API contract: a valid aiocb).
+        let f = unsafe { abi::aiocb_fields(cb) };
+        if st.by_cb.contains_key(&(cb as usize)) {
+            return Err(libc::EINVAL);
+        }
+        if st.reqs.len() >= AIO_MAX {
+            return Err(libc::EAGAIN);
+        }
+        st.seq += 1;
+        let seq = st.seq;
+        let key = st.reqs.insert(Req { cb, fd: f.fildes, kind, seq, notify, list });
+        st.by_cb.insert(cb as usize, key);
+        if notify.is_async() {
+            st.async_notify += 1;
+        }
+        if let Some(l) = list {
+            st.lists[l].remaining += 1;
+        }
+        // SAFETY: `cb` is valid and ours to write until the request completes.
+        unsafe { abi::aiocb_set_status(cb, 0, libc::EINPROGRESS) };
+        match kind {
+            Kind::Invalid => {
+                self.finish_locked(st, key, -i64::from(libc::EINVAL), done);
+                return Ok(());
+            }
+            Kind::Write => {
+                st.fds.entry(f.fildes).or_default().writes.insert(seq);
+            }
+            Kind::Fsync | Kind::Fdatasync => {
+                let fd = st.fds.entry(f.fildes).or_default();
+                if fd.writes.first().is_some_and(|&w| w < seq) {
+                    // Earlier writes are in flight: sync after them.
+                    fd.fsyncs.push((seq, key));
+                    return Ok(());
+                }
+            }
+            Kind::Read => {}
+        }
+        self.queue_locked(st, key, done);
+        Ok(())
+    }
+
+    /// Hands request `key` to the driver, or to the backlog if the driver is full.
+    fn queue_locked(&self, st: &mut State, key: usize, done: &mut Done) {
+        let req = &st.reqs[key];
+        // SAFETY: the request's aiocb is valid while it is in flight (the C API contract).
+        let f = unsafe { abi::aiocb_fields(req.cb) };
+        let request = match req.kind {
+            Kind::Read | Kind::Write => {
+                let write = req.kind == Kind::Write;
+                // SAFETY: the program promises the buffer stays valid until the request
+                // completes (POSIX: the aiocb and its buffer must not be touched meanwhile).
+                let buf = unsafe { Buf::raw(f.buf.cast(), f.nbytes, !write) };
+                let op = if write { Op::Write } else { Op::Read };
+                let mut r = Request::new(op, f.fildes, f.offset as u64, buf, key as u64);
+                if f.reqprio > 0 {
+                    // A higher aio_reqprio means a lower priority: best-effort levels 4 to 7.
+                    let level =
+                        4 + (f.reqprio * 3 + abi::AIO_PRIO_DELTA_MAX - 1) / abi::AIO_PRIO_DELTA_MAX;
+                    r = r.with_ioprio(IoPriority::new(IoClass::BestEffort, level.min(7) as u8));
+                }
+                r
+            }
+            Kind::Fsync => Request::fsync(f.fildes, key as u64),
+            Kind::Fdatasync => Request::fdatasync(f.fildes, key as u64),
+            Kind::Invalid => unreachable!("completed at submission"),
+        };
+        match self.driver.queue(request) {
+            Ok(()) => {}
+            Err(r) if r.is_full() => st.backlog.push_back(key),
+            Err(r) => {
+                let errno = r.error.raw_os_error().unwrap_or(libc::EINVAL);
+                self.finish_locked(st, key, -i64::from(errno), done);
+            }
+        }
+    }
+
+    /// Records a completion: the aiocb's status, the fd's write ordering, the list, and the
+    /// notifications to deliver once the lock is released.
+    fn finish_locked(&self, st: &mut State, key: usize, res: i64, done: &mut Done) {
+        let Some(req) = st.reqs.try_remove(key) else { return };
+        st.by_cb.remove(&(req.cb as usize));
+        let (ret, err) = if res < 0 { (-1, (-res) as i32) } else { (res as isize, 0) };
+        // SAFETY: the aiocb is valid until its request completes, which is now.
+        unsafe { abi::aiocb_set_status(req.cb, ret, err) };
+        if req.notify.is_async() {
+            st.async_notify -= 1;
+        }
+        done.notes.push(req.notify);
+        if let Some(l) = req.list {
+            self.list_member_done(st, l, done);
+        }
+        if req.kind == Kind::Write {
+            let mut release = Vec::new();
+            if let Some(fd) = st.fds.get_mut(&req.fd) {
+                fd.writes.remove(&req.seq);
+                let first = fd.writes.first().copied().unwrap_or(u64::MAX);
+                fd.fsyncs.retain(|&(seq, k)| {
+                    if seq < first {
+                        release.push(k);
+                        false
+                    } else {
+                        true
+                    }
+                });
+                if fd.writes.is_empty() && fd.fsyncs.is_empty() {
+                    st.fds.remove(&req.fd);
+                }
+            }
+            for k in release {
+                self.queue_locked(st, k, done);
+                done.flush = true;
+            }
+        }
+    }
+
+    fn list_member_done(&self, st: &mut State, l: usize, done: &mut Done) {
+        let list = &mut st.lists[l];
+        list.remaining -= 1;
+        if list.remaining == 0 {
+            let list = st.lists.remove(l);
+            if list.notify.is_async() {
+                st.async_notify -= 1;
+            }
+            done.notes.push(list.notify);
+        }
+    }
+
+    /// Takes completions from the driver — up to 256, waiting for at least `min` until
+    /// `timeout` — and processes them. Returns how many.
+    fn progress(&self, min: usize, timeout: Option<Duration>) -> io::Result<usize> {
+        let mut completions: Vec<Completion> = Vec::new();
+        let n = self.driver.reap(min, 256, timeout, &mut completions)?;
+        if n == 0 && lock(&self.state).backlog.is_empty() {
+            return Ok(0);
+        }
+        let mut done = Done::default();
+        {
+            let mut st = self.state();
+            for c in completions {
+                self.finish_locked(&mut st, c.user_data as usize, c.res, &mut done);
+            }
+            // Room was made: queue what waited for it.
+            while let Some(key) = st.backlog.pop_front() {
+                let before = st.backlog.len();
+                self.queue_locked(&mut st, key, &mut done);
+                done.flush = true;
+                if st.backlog.len() > before {
+                    break;
+                }
+            }
+        }
+        done.finish(self);
+        Ok(n)
+    }
+
+    /// Waits until `ready()` or `deadline`: one thread waits in the driver, others sleep until
+    /// it has processed something. `Err(EINTR)` if a signal arrives, `Err(EAGAIN)` on timeout.
+    fn wait_until(&self, deadline: Option<Instant>, ready: impl Fn() -> bool) -> Result<(), Errno> {
+        loop {
+            let generation = self.generation.load(Ordering::SeqCst);
+            let _ = self.progress(0, Some(Duration::ZERO));
+            if ready() {
+                return Ok(());
+            }
+            let left = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Err(libc::EAGAIN),
+                },
+            };
+            if !self.waiting.swap(true, Ordering::SeqCst) {
+                let r = self.progress(1, left);
+                self.waiting.store(false, Ordering::SeqCst);
+                // Let a sleeper take over the waiting.
+                self.bump();
+                match r {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(libc::EINTR),
+                    _ => continue,
+                }
+            }
+            self.sleepers.fetch_add(1, Ordering::SeqCst);
+            let r = abi::futex_wait(&self.generation, generation, left);
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+            if let Err(e) = r {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    return Err(libc::EINTR);
+                }
+            }
+        }
+    }
+
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            abi::futex_wake_all(&self.generation);
+        }
+    }
+
+    /// Makes sure the background notifier runs (requests want signals or threads).
+    fn need_notifier(&'static self) {
+        let mut n = lock(&self.notifier);
+        match &*n {
+            Some(thread) => thread.unpark(),
+            None => {
+                let spawned = std::thread::Builder::new()
+                    .name("aio-posix-notify".into())
+                    .spawn(move || self.notifier_loop());
+                if let Ok(handle) = spawned {
+                    *n = Some(handle.thread().clone());
+                }
+            }
+        }
+    }
+
+    fn notifier_loop(&self) {
+        loop {
+            if self.state().async_notify == 0 {
+                std::thread::park_timeout(Duration::from_secs(1));
+                continue;
+            }
+            let deadline = Some(Instant::now() + Duration::from_millis(200));
+            let _ = self.wait_until(deadline, || false);
+        }
+    }
+}
+
+/// What processing completions leaves to do once the state lock is released.
+#[derive(Default)]
+struct Done {
+    notes: Vec<Notify>,
+    flush: bool,
+}
+
+impl Done {
+    fn finish(self, engine: &Engine) {
+        if self.flush {
+            let _ = engine.driver.flush();
+        }
+        for n in self.notes {
+            n.deliver();
+        }
+        engine.bump();
+    }
+}
+
+fn submit_one(cb: *mut aiocb, kind: Kind) -> Result<(), Errno> {
+    if cb.is_null() {
+        return Err(libc::EINVAL);
+    }
+    // SAFETY: non-null; the caller vouches it is a valid aiocb.
+    let f = unsafe { abi::aiocb_fields(cb) };
+    if f.reqprio < 0 || f.reqprio > abi::AIO_PRIO_DELTA_MAX {
+        return Err(libc::EINVAL);
+    }
+    let notify = Notify::parse(&f.sigevent)?;
+    let engine = engine()?;
+    let mut done = Done::default();
+    let result = {
+        let mut st = engine.state();
+        engine.submit_locked(&mut st, cb, kind, notify, None, &mut done)
+    };
+    if result.is_ok() {
+        done.flush = true;
+        if notify.is_async() {
+            engine.need_notifier();
+        }
+    }
+    done.finish(engine);
+    result
+}
+
+/// `aio_read`: queues a read of `aio_nbytes` bytes at `aio_offset` into `aio_buf`.
+///
+/// # Safety
+///
+/// `cb` must be null or point at a valid `aiocb` that, with its buffer, stays valid and
+/// untouched until the request completes (as POSIX requires).
+pub unsafe fn aio_read(cb: *mut aiocb) -> Result<(), Errno> {
+    submit_one(cb, Kind::Read)
+}
+
+/// `aio_write`: queues a write of `aio_buf` at `aio_offset` (at the end, if the descriptor has
+/// `O_APPEND`).
+///
+/// # Safety
+///
+/// As for [`aio_read`].
+pub unsafe fn aio_write(cb: *mut aiocb) -> Result<(), Errno> {
+    submit_one(cb, Kind::Write)
+}
+
+/// `aio_fsync`: `op` is `O_SYNC` (fsync) or `O_DSYNC` (fdatasync); it covers every write to
+/// the descriptor queued before it.
+///
+/// # Safety
+///
+/// As for [`aio_read`].
+pub unsafe fn aio_fsync(op: i32, cb: *mut aiocb) -> Result<(), Errno> {
+    let kind = match op {
+        libc::O_SYNC => Kind::Fsync,
+        libc::O_DSYNC => Kind::Fdatasync,
+        _ => return Err(libc::EINVAL),
+    };
+    if cb.is_null() {
+        return Err(libc::EINVAL);
+    }
+    // SAFETY: non-null; the caller vouches it is a valid aiocb.
+    let fd = unsafe { (*cb).aio_fildes };
+    if !fd_is_open(fd) {
+        return Err(libc::EBADF);
+    }
+    submit_one(cb, kind)
+}
+
+fn fd_is_open(fd: i32) -> bool {
+    // SAFETY: F_GETFL only asks about the descriptor; a closed one gives EBADF.
+    fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFL) } != -1
+}
+
+/// `aio_error`: `EINPROGRESS`, 0, or the request's errno; `Err(EINVAL)` for an aiocb never
+/// submitted here.
+///
+/// # Safety
+///
+/// `cb` must be null or point at a readable `aiocb`.
+pub unsafe fn aio_error(cb: *const aiocb) -> Result<i32, Errno> {
+    if cb.is_null() {
+        return Err(libc::EINVAL);
+    }
+    if let Ok(e) = engine() {
+        let _ = e.progress(0, Some(Duration::ZERO));
+    }
+    // SAFETY: non-null; the caller vouches it is readable.
+    match unsafe { abi::aiocb_status(cb) } {
+        Some((error, _)) => Ok(error),
+        None => Err(libc::EINVAL),
+    }
+}
+
+/// `aio_return`: the request's return value (bytes, or -1 with its errno in `aio_error`).
+/// `Err(EINPROGRESS)` before it completes, `Err(EINVAL)` for an aiocb never submitted here.
+///
+/// # Safety
+///
+/// As for [`aio_error`].
+pub unsafe fn aio_return(cb: *mut aiocb) -> Result<isize, Errno> {
+    if cb.is_null() {
+        return Err(libc::EINVAL);
+    }
+    if let Ok(e) = engine() {
+        let _ = e.progress(0, Some(Duration::ZERO));
+    }
+    // SAFETY: non-null; the caller vouches it is readable.
+    match unsafe { abi::aiocb_status(cb) } {
+        None => Err(libc::EINVAL),
+        Some((libc::EINPROGRESS, _)) => Err(libc::EINPROGRESS),
+        Some((_, ret)) => Ok(ret),
+    }
+}
+
+/// `aio_suspend`: waits until one of `list` (null entries ignored) has completed, or `timeout`
+/// (relative) passes: `Err(EAGAIN)`; a signal: `Err(EINTR)`. Returns at once if one is done.
+///
+/// # Safety
+///
+/// Every non-null entry must point at a readable `aiocb`.
+pub unsafe fn aio_suspend(list: &[*const aiocb], timeout: Option<Duration>) -> Result<(), Errno> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let any_done = || {
+        list.iter().any(|&cb| {
+            // SAFETY: non-null entries are readable (the caller's promise).
+            !cb.is_null()
+                && !matches!(unsafe { abi::aiocb_status(cb) }, Some((libc::EINPROGRESS, _)))
+        })
+    };
+    // Nothing to wait for (every entry null) counts as done, as in glibc; so does an aiocb that
+    // was never submitted here.
+    if list.iter().all(|cb| cb.is_null()) || any_done() {
+        return Ok(());
+    }
+    engine()?.wait_until(deadline, any_done)
+}
+
+/// `aio_cancel`: cancels the request of `cb`, or every request on `fd` when `cb` is null.
+/// `AIO_CANCELED` if all were cancelled, `AIO_NOTCANCELED` if some are running and cannot be,
+/// `AIO_ALLDONE` if none was in flight. `Err(EBADF)` for a closed descriptor, `Err(EINVAL)` if
+/// `cb`'s descriptor is not `fd`.
+///
+/// # Safety
+///
+/// `cb` must be null or point at a valid `aiocb`.
+pub unsafe fn aio_cancel(fd: i32, cb: *mut aiocb) -> Result<i32, Errno> {
+    if !fd_is_open(fd) {
+        return Err(libc::EBADF);
+    }
+    // SAFETY: non-null cb is valid (the caller's promise).
+    if !cb.is_null() && unsafe { (*cb).aio_fildes } != fd {
+        return Err(libc::EINVAL);
+    }
+    let engine = engine()?;
+    let mut done = Done::default();
+    // (key, sequence) of the requests cancelled: done once that request is gone.
+    let mut cancelled: Vec<(usize, u64)> = Vec::new();
+    let mut running = false;
+    {
+        let mut st = engine.state();
+        let targets: Vec<usize> = match cb.is_null() {
+            false => st.by_cb.get(&(cb as usize)).copied().into_iter().collect(),
+            true => st.reqs.iter().filter(|(_, r)| r.fd == fd).map(|(k, _)| k).collect(),
+        };
+        for key in targets {
+            // Held fsyncs and backlogged requests never reached the driver.
+            let held = st.fds.get_mut(&fd).and_then(|f| {
+                let pos = f.fsyncs.iter().position(|&(_, k)| k == key)?;
+                Some(f.fsyncs.remove(pos))
+            });
+            let backlogged =
+                st.backlog.iter().position(|&k| k == key).map(|p| st.backlog.remove(p));
+            let seq = st.reqs[key].seq;
+            if held.is_some() || backlogged.is_some() {
+                engine.finish_locked(&mut st, key, -i64::from(libc::ECANCELED), &mut done);
+                cancelled.push((key, seq));
+                continue;
+            }
+            match engine.driver.cancel(key as u64) {
+                Ok(CancelOutcome::Cancelled) => cancelled.push((key, seq)),
+                Ok(CancelOutcome::Running) => running = true,
+                Ok(CancelOutcome::NotFound) | Err(_) => {}
+            }
+        }
+    }
+    done.finish(engine);
+    // The cancelled requests' completions (ECANCELED) come through the driver: process them
+    // before answering, so aio_error already says ECANCELED.
+    let deadline = Some(Instant::now() + Duration::from_secs(10));
+    let _ = engine.wait_until(deadline, || {
+        let st = engine.state();
+        cancelled.iter().all(|&(k, seq)| st.reqs.get(k).is_none_or(|r| r.seq != seq))
+    });
+    Ok(if running {
+        abi::AIO_NOTCANCELED
+    } else if !cancelled.is_empty() {
+        abi::AIO_CANCELED
+    } else {
+        abi::AIO_ALLDONE
+    })
+}
+
+/// `lio_listio`: queues every entry of `list` (null entries and `LIO_NOP` skipped) in one
+/// submission. `LIO_WAIT` waits for all, then fails with `EIO` if any failed (`EINTR` if a
+/// signal arrives first; the requests go on). `LIO_NOWAIT` returns at once and notifies `sig`
+/// when all are done. Each entry's own `aio_sigevent` is ignored, as glibc does. `EAGAIN` if
+/// some entry could not be queued (its `aio_error` says `EAGAIN`).
+///
+/// # Safety
+///
+/// Every non-null entry must point at a valid `aiocb` that, with its buffer, stays valid until
+/// its request completes; `sig` must be null or readable.
+pub unsafe fn lio_listio(
+    mode: i32,
+    list: &[*mut aiocb],
+    sig: *const sigevent,
+) -> Result<(), Errno> {
+    if mode != abi::LIO_WAIT && mode != abi::LIO_NOWAIT {
+        return Err(libc::EINVAL);
+    }
+    if list.len() > AIO_LISTIO_MAX {
+        return Err(libc::EINVAL);
+    }
+    let notify = if mode == abi::LIO_NOWAIT && !sig.is_null() {
+        // SAFETY: non-null and readable (the caller's promise).
+        Notify::parse(unsafe { &*sig })?
+    } else {
+        Notify::None
+    };
+    for &cb in list.iter().filter(|cb| !cb.is_null()) {
+        // SAFETY: non-null entries are valid (the caller's promise).
+        let f = unsafe { abi::aiocb_fields(cb) };
+        if f.reqprio < 0 || f.reqprio > abi::AIO_PRIO_DELTA_MAX {
+            return Err(libc::EINVAL);
+        }
+    }
+    let engine = engine()?;
+    let mut done = Done::default();
+    let mut again = false;
+    let mut refused = false;
+    {
+        let mut st = engine.state();
+        let l = st.lists.insert(List { remaining: 1, notify });
+        if notify.is_async() {
+            st.async_notify += 1;
+        }
+        for &cb in list.iter().filter(|cb| !cb.is_null()) {
+            // SAFETY: as above.
+            let kind = match unsafe { (*cb).aio_lio_opcode } {
+                abi::LIO_NOP => continue,
+                abi::LIO_READ => Kind::Read,
+                abi::LIO_WRITE => Kind::Write,
+                _ => Kind::Invalid,
+            };
+            match engine.submit_locked(&mut st, cb, kind, Notify::None, Some(l), &mut done) {
+                Ok(()) => {}
+                Err(libc::EAGAIN) => {
+                    again = true;
+                    // SAFETY: as above; the entry was not queued, its status is ours to set.
+                    unsafe { abi::aiocb_set_status(cb, -1, libc::EAGAIN) };
+                }
+                // Still in flight from an earlier submission: leave its status alone.
+                Err(_) => refused = true,
+            }
+        }
+        engine.list_member_done(&mut st, l, &mut done);
+    }
+    done.flush = true;
+    if notify.is_async() {
+        engine.need_notifier();
+    }
+    done.finish(engine);
+    if mode == abi::LIO_NOWAIT {
+        return match (again, refused) {
+            (true, _) => Err(libc::EAGAIN),
+            (_, true) => Err(libc::EIO),
+            _ => Ok(()),
+        };
+    }
+    let queued: Vec<*mut aiocb> = list.iter().copied().filter(|cb| !cb.is_null()).collect();
+    let status = |cb: *mut aiocb| {
+        // SAFETY: as above.
+        unsafe { abi::aiocb_status(cb) }
+    };
+    let all_done = || queued.iter().all(|&cb| !matches!(status(cb), Some((libc::EINPROGRESS, _))));
+    engine.wait_until(None, all_done)?;
+    if again {
+        return Err(libc::EAGAIN);
+    }
+    let failed = queued.iter().any(|&cb| matches!(status(cb), Some((e, _)) if e != 0));
+    if failed || refused {
+        Err(libc::EIO)
+    } else {
+        Ok(())
+    }
+}
+
+/// Requests in flight in this process (queued and not yet completed).
+pub fn in_flight() -> usize {
+    let p = ENGINE.load(Ordering::Acquire);
+    if p.is_null() {
+        return 0;
+    }
+    // SAFETY: engines are leaked boxes, never freed.
+    unsafe { &*p }.state().reqs.len()
+}

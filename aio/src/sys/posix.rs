@@ -1,0 +1,391 @@
+//! glibc's `<aio.h>` ABI on x86_64 (`struct aiocb`, `struct sigevent`, `struct aioinit` and
+//! the constants), and the system calls POSIX AIO notification needs: queueing a signal with
+//! `SI_ASYNCIO`, starting a notification thread, and futex waits.
+//!
+//! The layouts are glibc's exactly (asserted below, and checked against the system header by a
+//! C program in the tests). `aiocb64` is the same structure on 64-bit targets.
+
+#![allow(non_camel_case_types)]
+
+use std::io;
+use std::mem::{offset_of, size_of};
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+/// `LIO_READ`.
+pub const LIO_READ: i32 = 0;
+/// `LIO_WRITE`.
+pub const LIO_WRITE: i32 = 1;
+/// `LIO_NOP`.
+pub const LIO_NOP: i32 = 2;
+/// `LIO_WAIT`.
+pub const LIO_WAIT: i32 = 0;
+/// `LIO_NOWAIT`.
+pub const LIO_NOWAIT: i32 = 1;
+/// `AIO_CANCELED`.
+pub const AIO_CANCELED: i32 = 0;
+/// `AIO_NOTCANCELED`.
+pub const AIO_NOTCANCELED: i32 = 1;
+/// `AIO_ALLDONE`.
+pub const AIO_ALLDONE: i32 = 2;
+/// `AIO_PRIO_DELTA_MAX`: the largest `aio_reqprio`.
+pub const AIO_PRIO_DELTA_MAX: i32 = 20;
+/// `SIGEV_SIGNAL`.
+pub const SIGEV_SIGNAL: i32 = 0;
+/// `SIGEV_NONE`.
+pub const SIGEV_NONE: i32 = 1;
+/// `SIGEV_THREAD`.
+pub const SIGEV_THREAD: i32 = 2;
+/// `SIGEV_THREAD_ID` (Linux).
+pub const SIGEV_THREAD_ID: i32 = 4;
+/// `SI_ASYNCIO`: the `si_code` of a signal sent for a completed asynchronous I/O request.
+pub const SI_ASYNCIO: i32 = -4;
+
+/// `union sigval`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union sigval {
+    /// `sival_int`.
+    pub sival_int: i32,
+    /// `sival_ptr`.
+    pub sival_ptr: *mut libc::c_void,
+}
+
+/// `struct sigevent` (64 bytes).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct sigevent {
+    /// Passed to the handler or the thread function.
+    pub sigev_value: sigval,
+    /// The signal for `SIGEV_SIGNAL` and `SIGEV_THREAD_ID`.
+    pub sigev_signo: i32,
+    /// `SIGEV_NONE`, `SIGEV_SIGNAL`, `SIGEV_THREAD` or `SIGEV_THREAD_ID`.
+    pub sigev_notify: i32,
+    /// `_sigev_un`: `_tid` for `SIGEV_THREAD_ID`, or the function and attributes for
+    /// `SIGEV_THREAD`.
+    pub sigev_un: sigev_un,
+}
+
+/// The union at the end of `struct sigevent`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union sigev_un {
+    /// `_pad`.
+    pub pad: [i32; 12],
+    /// `_tid`: the thread for `SIGEV_THREAD_ID`.
+    pub tid: libc::pid_t,
+    /// `_sigev_thread`.
+    pub thread: sigev_thread,
+}
+
+/// `_sigev_thread`: what `SIGEV_THREAD` runs.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct sigev_thread {
+    /// `sigev_notify_function`.
+    pub function: Option<unsafe extern "C" fn(sigval)>,
+    /// `sigev_notify_attributes`.
+    pub attributes: *mut libc::pthread_attr_t,
+}
+
+/// glibc's `struct aiocb` (168 bytes on x86_64), the same as `struct aiocb64` there.
+#[repr(C)]
+pub struct aiocb {
+    /// File descriptor.
+    pub aio_fildes: i32,
+    /// `LIO_READ`, `LIO_WRITE` or `LIO_NOP`, for `lio_listio`.
+    pub aio_lio_opcode: i32,
+    /// Request priority offset, 0 to `AIO_PRIO_DELTA_MAX`.
+    pub aio_reqprio: i32,
+    /// The buffer.
+    pub aio_buf: *mut libc::c_void,
+    /// Its length.
+    pub aio_nbytes: usize,
+    /// How to notify completion.
+    pub aio_sigevent: sigevent,
+    /// glibc-internal: request list link.
+    pub __next_prio: *mut aiocb,
+    /// glibc-internal: absolute priority.
+    pub __abs_prio: i32,
+    /// glibc-internal: scheduling policy.
+    pub __policy: i32,
+    /// The request's error status: `EINPROGRESS`, 0 or an errno.
+    pub __error_code: i32,
+    /// The request's return value.
+    pub __return_value: isize,
+    /// File offset.
+    pub aio_offset: i64,
+    /// Reserved.
+    pub __glibc_reserved: [u8; 32],
+}
+
+/// glibc's `struct aioinit`, for `aio_init`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct aioinit {
+    /// Most threads.
+    pub aio_threads: i32,
+    /// Expected simultaneous requests.
+    pub aio_num: i32,
+    /// Unused.
+    pub aio_locks: i32,
+    /// Unused.
+    pub aio_usedba: i32,
+    /// Unused.
+    pub aio_debug: i32,
+    /// Unused.
+    pub aio_numusers: i32,
+    /// Seconds before an idle thread exits.
+    pub aio_idle_time: i32,
+    /// Reserved.
+    pub aio_reserved: i32,
+}
+
+#[cfg(target_arch = "x86_64")]
+const _: () = {
+    assert!(size_of::<sigevent>() == 64);
+    assert!(offset_of!(sigevent, sigev_signo) == 8);
+    assert!(offset_of!(sigevent, sigev_notify) == 12);
+    assert!(offset_of!(sigevent, sigev_un) == 16);
+    assert!(offset_of!(sigev_thread, attributes) == 8);
+    assert!(size_of::<aiocb>() == 168);
+    assert!(offset_of!(aiocb, aio_fildes) == 0);
+    assert!(offset_of!(aiocb, aio_lio_opcode) == 4);
+    assert!(offset_of!(aiocb, aio_reqprio) == 8);
+    assert!(offset_of!(aiocb, aio_buf) == 16);
+    assert!(offset_of!(aiocb, aio_nbytes) == 24);
+    assert!(offset_of!(aiocb, aio_sigevent) == 32);
+    assert!(offset_of!(aiocb, __next_prio) == 96);
+    assert!(offset_of!(aiocb, __abs_prio) == 104);
+    assert!(offset_of!(aiocb, __policy) == 108);
+    assert!(offset_of!(aiocb, __error_code) == 112);
+    assert!(offset_of!(aiocb, __return_value) == 120);
+    assert!(offset_of!(aiocb, aio_offset) == 128);
+    assert!(offset_of!(aiocb, __glibc_reserved) == 136);
+    assert!(size_of::<aioinit>() == 32);
+};
+
+/// The kernel's `siginfo_t` for a queued signal (128 bytes): the `_rt` member.
+#[repr(C)]
+struct siginfo_rt {
+    si_signo: i32,
+    si_errno: i32,
+    si_code: i32,
+    _pad0: i32,
+    si_pid: libc::pid_t,
+    si_uid: libc::uid_t,
+    si_value: sigval,
+    _rest: [u8; 128 - 32],
+}
+
+const _: () = assert!(size_of::<siginfo_rt>() == 128);
+
+/// Queues `signo` with `si_code = SI_ASYNCIO` and `value`, to this process, or to thread `tid`
+/// of it (`SIGEV_THREAD_ID`), as glibc's POSIX AIO does (`rt_sigqueueinfo`,
+/// `rt_tgsigqueueinfo`).
+pub fn queue_asyncio_signal(signo: i32, value: sigval, tid: Option<libc::pid_t>) -> io::Result<()> {
+    // SAFETY: getpid and getuid cannot fail and take no pointers.
+    let (pid, uid) = unsafe { (libc::getpid(), libc::getuid()) };
+    let info = siginfo_rt {
+        si_signo: signo,
+        si_errno: 0,
+        si_code: SI_ASYNCIO,
+        _pad0: 0,
+        si_pid: pid,
+        si_uid: uid,
+        si_value: value,
+        _rest: [0; 96],
+    };
+    // SAFETY: `info` is a complete, initialized 128-byte siginfo the kernel copies in.
+    let r = unsafe {
+        match tid {
+            None => {
+                libc::syscall(libc::SYS_rt_sigqueueinfo, pid, signo, &info as *const siginfo_rt)
+            }
+            Some(t) => libc::syscall(
+                libc::SYS_rt_tgsigqueueinfo,
+                pid,
+                t,
+                signo,
+                &info as *const siginfo_rt,
+            ),
+        }
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+struct ThreadStart {
+    function: unsafe extern "C" fn(sigval),
+    value: sigval,
+}
+
+extern "C" fn notify_thread(arg: *mut libc::c_void) -> *mut libc::c_void {
+    // SAFETY: `arg` is the Box<ThreadStart> leaked by `start_notify_thread`, taken back once.
+    let start = unsafe { Box::from_raw(arg.cast::<ThreadStart>()) };
+    // SAFETY: the program supplied this function for SIGEV_THREAD, to be called with its value.
+    unsafe { (start.function)(start.value) };
+    std::ptr::null_mut()
+}
+
+/// Starts a thread running `function(value)` with the program's thread attributes, or — with
+/// none — detached, as glibc does for `SIGEV_THREAD`.
+///
+/// # Safety
+///
+/// `attributes` must be null or point at an initialized `pthread_attr_t`, and `function` must
+/// be safe to call with `value` on a new thread.
+pub unsafe fn start_notify_thread(
+    function: unsafe extern "C" fn(sigval),
+    value: sigval,
+    attributes: *const libc::pthread_attr_t,
+) -> io::Result<()> {
+    let start = Box::into_raw(Box::new(ThreadStart { function, value }));
+    // SAFETY: a zeroed pthread_attr_t is only passed to pthread_attr_init before use.
+    let mut own: libc::pthread_attr_t = unsafe { std::mem::zeroed() };
+    let attr = if attributes.is_null() {
+        // SAFETY: `own` is writable; init then set-detached on it are the documented sequence.
+        unsafe {
+            libc::pthread_attr_init(&mut own);
+            libc::pthread_attr_setdetachstate(&mut own, libc::PTHREAD_CREATE_DETACHED);
+        }
+        &own as *const libc::pthread_attr_t
+    } else {
+        attributes
+    };
+    let mut thread: libc::pthread_t = 0;
+    // SAFETY: `attr` is initialized (ours or the caller's), the start routine matches the
+    // pthread signature and takes ownership of `start`.
+    let r = unsafe { libc::pthread_create(&mut thread, attr, notify_thread, start.cast()) };
+    if attributes.is_null() {
+        // SAFETY: `own` was initialized above and is destroyed once.
+        unsafe { libc::pthread_attr_destroy(&mut own) };
+    }
+    if r != 0 {
+        // SAFETY: the thread was not created, so `start` is still ours.
+        drop(unsafe { Box::from_raw(start) });
+        return Err(io::Error::from_raw_os_error(r));
+    }
+    Ok(())
+}
+
+/// `FUTEX_WAIT_PRIVATE`: sleeps while `*word == expected`, until woken, `timeout`, or a signal
+/// (`EINTR`). Returns at once (`EAGAIN`) if the word already differs.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> io::Result<()> {
+    let ts = timeout.map(super::aio::timespec);
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `word` is a live, aligned u32; the timeout is null or a live timespec.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            ts_ptr,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `FUTEX_WAKE_PRIVATE`: wakes every thread sleeping on `word`.
+pub fn futex_wake_all(word: &AtomicU32) {
+    // SAFETY: `word` is a live, aligned u32; FUTEX_WAKE reads nothing else.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+        );
+    }
+}
+
+/// The public fields of an aiocb, as read at submission.
+#[derive(Clone, Copy)]
+pub struct AiocbFields {
+    /// `aio_fildes`.
+    pub fildes: i32,
+    /// `aio_lio_opcode`.
+    pub lio_opcode: i32,
+    /// `aio_reqprio`.
+    pub reqprio: i32,
+    /// `aio_buf`.
+    pub buf: *mut libc::c_void,
+    /// `aio_nbytes`.
+    pub nbytes: usize,
+    /// `aio_offset`.
+    pub offset: i64,
+    /// `aio_sigevent`.
+    pub sigevent: sigevent,
+}
+
+/// Marks an aiocb as submitted through this library (in `__glibc_reserved`, which glibc leaves
+/// unused), so `aio_error` can tell a never-submitted one.
+const SUBMITTED: [u8; 8] = *b"aio-rs\0\x01";
+
+/// Reads the public fields of `cb`.
+///
+/// # Safety
+///
+/// `cb` must point at a readable `aiocb`.
+pub unsafe fn aiocb_fields(cb: *const aiocb) -> AiocbFields {
+    // SAFETY: the caller guarantees `cb` is readable; these fields belong to the program and
+    // are not written by us.
+    unsafe {
+        AiocbFields {
+            fildes: (*cb).aio_fildes,
+            lio_opcode: (*cb).aio_lio_opcode,
+            reqprio: (*cb).aio_reqprio,
+            buf: (*cb).aio_buf,
+            nbytes: (*cb).aio_nbytes,
+            offset: (*cb).aio_offset,
+            sigevent: (*cb).aio_sigevent,
+        }
+    }
+}
+
+/// Publishes a request's status: the return value first, then the error code with release
+/// ordering, so a reader that sees the error code (acquire) sees the return value too. Also
+/// marks the aiocb as submitted here.
+///
+/// # Safety
+///
+/// `cb` must point at a writable `aiocb` whose status fields no one else writes meanwhile.
+pub unsafe fn aiocb_set_status(cb: *mut aiocb, ret: isize, error: i32) {
+    use std::sync::atomic::{AtomicI32, AtomicIsize, Ordering};
+    // SAFETY: the fields are aligned and inside the caller's aiocb; concurrent readers use
+    // atomic loads too (`aiocb_status`).
+    unsafe {
+        std::ptr::write_unaligned((&raw mut (*cb).__glibc_reserved).cast::<[u8; 8]>(), SUBMITTED);
+        AtomicIsize::from_ptr(&raw mut (*cb).__return_value).store(ret, Ordering::Relaxed);
+        AtomicI32::from_ptr(&raw mut (*cb).__error_code).store(error, Ordering::Release);
+    }
+}
+
+/// A request's status: `(error code, return value)`, or `None` if this library never
+/// submitted the aiocb.
+///
+/// # Safety
+///
+/// `cb` must point at a readable `aiocb`.
+pub unsafe fn aiocb_status(cb: *const aiocb) -> Option<(i32, isize)> {
+    use std::sync::atomic::{AtomicI32, AtomicIsize, Ordering};
+    // SAFETY: as for `aiocb_set_status`; only reads.
+    unsafe {
+        if std::ptr::read_unaligned((&raw const (*cb).__glibc_reserved).cast::<[u8; 8]>())
+            != SUBMITTED
+        {
+            return None;
+        }
+        let error =
+            AtomicI32::from_ptr(&raw const (*cb).__error_code as *mut i32).load(Ordering::Acquire);
+        let ret = AtomicIsize::from_ptr(&raw const (*cb).__return_value as *mut isize)
+            .load(Ordering::Relaxed);
+        Some((error, ret))
+    }
+}
