@@ -35,6 +35,17 @@ int main(int argc, char **argv)
 	SHOW(io_destroy((io_context_t)1));
 	SHOW(io_destroy((io_context_t)-1L));
 
+	/* Errors are returned, errno is left alone. */
+	errno = EDOM;
+	r = io_destroy(0);
+	printf("io_destroy(0) = %s, errno kept: %s\n", rc(r), errno == EDOM ? "yes" : "no");
+	errno = EDOM;
+	r = io_getevents(0, 1, 1, ev, NULL);
+	printf("io_getevents(0, ...) = %s, errno kept: %s\n", rc(r), errno == EDOM ? "yes" : "no");
+	errno = EDOM;
+	r = io_submit(0, 1, list);
+	printf("io_submit(0, ...) = %s, errno kept: %s\n", rc(r), errno == EDOM ? "yes" : "no");
+
 	SHOW(io_queue_init(0, &zero_ctx));
 	SHOW(io_queue_init(-3, &zero_ctx));
 	q = (io_context_t)0x1234; /* io_queue_init clears it first */
