@@ -110,11 +110,11 @@ impl DioAlign {
     /// Checks one `O_DIRECT` transfer: buffer address, length and file offset. The error names
     /// what is misaligned and what it must be a multiple of.
     pub fn check(&self, addr: usize, len: usize, offset: u64) -> io::Result<()> {
-        let problem = if addr % self.memory != 0 {
+        let problem = if !addr.is_multiple_of(self.memory) {
             Some(format!("buffer address {addr:#x} is not a multiple of {}", self.memory))
-        } else if len % self.offset != 0 {
+        } else if !len.is_multiple_of(self.offset) {
             Some(format!("length {len} is not a multiple of {}", self.offset))
-        } else if offset % self.offset as u64 != 0 {
+        } else if !offset.is_multiple_of(self.offset as u64) {
             Some(format!("file offset {offset} is not a multiple of {}", self.offset))
         } else {
             None

@@ -1,16 +1,20 @@
 //! [`PoolDriver`]: worker threads doing blocking `preadv2`/`pwritev2`/`fsync`, as glibc's POSIX
 //! AIO does — but with no per-file queue: many requests on one descriptor run at once.
 //!
-//! Workers start on demand up to [`PoolOptions::threads`] and exit after
-//! [`PoolOptions::idle`] without work. Requests go to the workers as soon as they are queued.
+//! Requests go to the workers as soon as they are queued. The first worker starts with the
+//! first request; more start, up to [`PoolOptions::threads`], when requests wait in the queue
+//! longer than [`STALL`] while the workers are blocked in slow I/O (requests take longer than a
+//! page-cache hit to serve). So page-cache hits are served by one busy thread, as glibc serves
+//! one file, and slow devices get many requests in flight at once. Workers exit after
+//! [`PoolOptions::idle`] without work.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::BorrowedFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::ready::{deadline, Ready};
 use super::{CancelOutcome, Completion, Driver, Op, Rejected, Request};
@@ -34,10 +38,12 @@ impl Default for PoolOptions {
     }
 }
 
+/// How long a request may wait in the queue before another worker is started for it.
+pub const STALL: Duration = Duration::from_micros(50);
+
 /// A pool of worker threads serving requests with blocking system calls.
 pub struct PoolDriver {
     shared: Arc<Shared>,
-    workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
 struct Shared {
@@ -46,13 +52,23 @@ struct Shared {
     work: Condvar,
     ready: Ready,
     in_flight: AtomicUsize,
+    /// Requests in the queue (a copy of its length that idle workers can watch without the lock).
+    queued: AtomicUsize,
+    /// Whether an idle worker is looking for work before it sleeps.
+    spinning: AtomicBool,
+    /// Whether requests block: up by one for each request slower than [`FAST`], down by one
+    /// for each faster one, between 0 and [`SLOW_MAX`]. A request delayed by preemption now and
+    /// then does not move it far; a device that blocks every request does.
+    slow: AtomicU32,
+    workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
 #[derive(Default)]
 struct Jobs {
-    queue: VecDeque<Request>,
-    /// `user_data` of the requests workers are running.
-    running: HashSet<u64>,
+    /// Requests waiting for a worker, with when they were queued.
+    queue: VecDeque<(Request, Instant)>,
+    /// `user_data` of the requests workers are running (at most one per worker).
+    running: Vec<u64>,
     threads: usize,
     idle: usize,
     shutdown: bool,
@@ -84,8 +100,11 @@ impl PoolDriver {
                 work: Condvar::new(),
                 ready,
                 in_flight: AtomicUsize::new(0),
+                queued: AtomicUsize::new(0),
+                spinning: AtomicBool::new(false),
+                slow: AtomicU32::new(0),
+                workers: Mutex::new(Vec::new()),
             }),
-            workers: Mutex::new(Vec::new()),
         }
     }
 
@@ -103,25 +122,75 @@ impl PoolDriver {
     pub fn waiting(&self) -> usize {
         self.shared.jobs().queue.len()
     }
+}
 
-    fn spawn_worker(&self) -> io::Result<()> {
-        let shared = Arc::clone(&self.shared);
-        let handle =
-            std::thread::Builder::new().name("aio-pool".into()).spawn(move || worker(&shared))?;
-        let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
-        workers.retain(|h| !h.is_finished());
-        workers.push(handle);
-        Ok(())
+impl Shared {
+    /// Whether most recent requests blocked in I/O.
+    fn blocking(&self) -> bool {
+        self.slow.load(Ordering::Relaxed) >= SLOW_MAX / 2
+    }
+
+    /// Starts a worker; `jobs.threads` already counts it.
+    fn spawn_worker(self: &Arc<Self>) -> io::Result<()> {
+        let shared = Arc::clone(self);
+        let spawned =
+            std::thread::Builder::new().name("aio-pool".into()).spawn(move || worker(&shared));
+        match spawned {
+            Ok(handle) => {
+                let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+                workers.retain(|h| !h.is_finished());
+                workers.push(handle);
+                Ok(())
+            }
+            Err(e) => {
+                self.jobs().threads -= 1;
+                Err(e)
+            }
+        }
     }
 }
 
-fn worker(shared: &Shared) {
+/// A request served faster than this is not blocked on a device: more workers would not serve
+/// such requests sooner, they would only take turns on the CPUs.
+const FAST: Duration = Duration::from_micros(20);
+/// How long an idle worker looks for new work before it sleeps (a sleeping worker costs a
+/// wake-up to the next request). Only one worker at a time does this.
+const SPIN: Duration = Duration::from_micros(20);
+/// The top of the `slow` score.
+const SLOW_MAX: u32 = 16;
+
+fn worker(shared: &Arc<Shared>) {
     let mut prio: Option<u16> = None;
-    let mut jobs = shared.jobs();
+    let mut last: Option<u64> = None;
     loop {
-        let Some(mut req) = jobs.queue.pop_front() else {
+        // Retire the last request and take the next in one visit to the lock.
+        let mut jobs = shared.jobs();
+        if let Some(user_data) = last.take() {
+            if let Some(pos) = jobs.running.iter().position(|&u| u == user_data) {
+                jobs.running.swap_remove(pos);
+            }
+        }
+        let next = loop {
+            if let Some(job) = jobs.queue.pop_front() {
+                break Some(job);
+            }
             if jobs.shutdown {
-                break;
+                break None;
+            }
+            // Look for work a little before sleeping: a reaper usually queues the next request
+            // right after it takes a completion.
+            if !shared.spinning.swap(true, Ordering::Relaxed) {
+                drop(jobs);
+                let until = Instant::now() + SPIN;
+                while shared.queued.load(Ordering::Relaxed) == 0 && Instant::now() < until {
+                    // Yield rather than spin: the thread that will queue may need this CPU.
+                    std::thread::yield_now();
+                }
+                shared.spinning.store(false, Ordering::Relaxed);
+                jobs = shared.jobs();
+                if !jobs.queue.is_empty() || jobs.shutdown {
+                    continue;
+                }
             }
             jobs.idle += 1;
             let (guard, timeout) = shared
@@ -131,12 +200,28 @@ fn worker(shared: &Shared) {
             jobs = guard;
             jobs.idle -= 1;
             if timeout.timed_out() && jobs.queue.is_empty() {
-                break;
+                break None;
             }
-            continue;
         };
-        jobs.running.insert(req.user_data);
+        let Some((mut req, queued)) = next else {
+            jobs.threads -= 1;
+            return;
+        };
+        shared.queued.fetch_sub(1, Ordering::Relaxed);
+        jobs.running.push(req.user_data);
+        // Requests are piling up behind slow (blocking) I/O: bring in another worker.
+        let spawn = jobs.idle == 0
+            && !jobs.queue.is_empty()
+            && jobs.threads < shared.opts.threads
+            && queued.elapsed() > STALL
+            && shared.blocking();
+        if spawn {
+            jobs.threads += 1;
+        }
         drop(jobs);
+        if spawn {
+            let _ = shared.spawn_worker();
+        }
 
         let wanted = req.ioprio.map(|p| p.raw());
         if wanted.is_some() && wanted != prio {
@@ -145,13 +230,18 @@ fn worker(shared: &Shared) {
                 prio = wanted;
             }
         }
+        let started = Instant::now();
         let res = execute(&mut req);
-
-        jobs = shared.jobs();
-        jobs.running.remove(&req.user_data);
+        let score = shared.slow.load(Ordering::Relaxed);
+        let score = if started.elapsed() > FAST {
+            (score + 1).min(SLOW_MAX)
+        } else {
+            score.saturating_sub(1)
+        };
+        shared.slow.store(score, Ordering::Relaxed);
+        last = Some(req.user_data);
         shared.ready.push([Completion::new(req.user_data, res, req.buf)]);
     }
-    jobs.threads -= 1;
 }
 
 /// Runs one request with a blocking system call, retrying on `EINTR`. On a descriptor without
@@ -206,30 +296,37 @@ unsafe impl Driver for PoolDriver {
             return Err(Rejected::new(e, req));
         }
         let shared = &self.shared;
-        if shared.in_flight.load(Ordering::SeqCst) >= shared.opts.capacity {
+        if shared.in_flight.load(Ordering::Relaxed) >= shared.opts.capacity {
             return Err(Rejected::new(io::Error::from_raw_os_error(libc::EAGAIN), req));
         }
         let mut jobs = shared.jobs();
         if jobs.shutdown {
             return Err(Rejected::new(io::Error::other("the pool is shutting down"), req));
         }
-        // Start a worker if every one is busy, up to the limit.
-        let spawn = jobs.idle <= jobs.queue.len() && jobs.threads < shared.opts.threads;
+        // A sleeping worker takes it; else start one if there is none, or if requests are
+        // waiting too long (the workers are stuck in slow I/O).
+        let wake = jobs.idle > 0;
+        let stalled =
+            jobs.queue.front().is_some_and(|(_, t)| t.elapsed() > STALL) && shared.blocking();
+        let spawn = !wake && jobs.threads < shared.opts.threads && (jobs.threads == 0 || stalled);
         if spawn {
             jobs.threads += 1;
         }
-        jobs.queue.push_back(req);
-        shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        jobs.queue.push_back((req, Instant::now()));
+        shared.queued.fetch_add(1, Ordering::Relaxed);
+        shared.in_flight.fetch_add(1, Ordering::Relaxed);
         drop(jobs);
-        shared.work.notify_one();
+        if wake {
+            shared.work.notify_one();
+        }
         if spawn {
-            if let Err(e) = self.spawn_worker() {
+            if let Err(e) = shared.spawn_worker() {
                 let mut jobs = shared.jobs();
-                jobs.threads -= 1;
                 // With no worker at all the request would never run: give it back.
                 if jobs.threads == 0 {
-                    if let Some(req) = jobs.queue.pop_back() {
-                        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+                    if let Some((req, _)) = jobs.queue.pop_back() {
+                        shared.queued.fetch_sub(1, Ordering::Relaxed);
+                        shared.in_flight.fetch_sub(1, Ordering::Relaxed);
                         return Err(Rejected::new(
                             io::Error::new(e.kind(), format!("cannot start a worker thread: {e}")),
                             req,
@@ -253,14 +350,15 @@ unsafe impl Driver for PoolDriver {
         out: &mut Vec<Completion>,
     ) -> io::Result<usize> {
         let n = self.shared.ready.wait(min, max, deadline(timeout), out)?;
-        self.shared.in_flight.fetch_sub(n, Ordering::SeqCst);
+        self.shared.in_flight.fetch_sub(n, Ordering::Relaxed);
         Ok(n)
     }
 
     fn cancel(&self, user_data: u64) -> io::Result<CancelOutcome> {
         let mut jobs = self.shared.jobs();
-        if let Some(pos) = jobs.queue.iter().position(|r| r.user_data == user_data) {
-            let req = jobs.queue.remove(pos).expect("position is in range");
+        if let Some(pos) = jobs.queue.iter().position(|(r, _)| r.user_data == user_data) {
+            let (req, _) = jobs.queue.remove(pos).expect("position is in range");
+            self.shared.queued.fetch_sub(1, Ordering::Relaxed);
             drop(jobs);
             self.shared.ready.push([Completion::new(
                 req.user_data,
@@ -281,7 +379,7 @@ unsafe impl Driver for PoolDriver {
     }
 
     fn in_flight(&self) -> usize {
-        self.shared.in_flight.load(Ordering::SeqCst)
+        self.shared.in_flight.load(Ordering::Relaxed)
     }
 }
 
@@ -291,12 +389,14 @@ impl Drop for PoolDriver {
         let not_started = {
             let mut jobs = self.shared.jobs();
             jobs.shutdown = true;
+            self.shared.queued.store(0, Ordering::Relaxed);
             std::mem::take(&mut jobs.queue)
         };
         drop(not_started);
         self.shared.work.notify_all();
-        let workers =
-            std::mem::take(self.workers.get_mut().unwrap_or_else(PoisonError::into_inner));
+        let workers = std::mem::take(
+            &mut *self.shared.workers.lock().unwrap_or_else(PoisonError::into_inner),
+        );
         for w in workers {
             let _ = w.join();
         }

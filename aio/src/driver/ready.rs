@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 use super::Completion;
 use crate::EventFd;
 
+/// How long a reaper looks for a completion before it sleeps.
+const SPIN: Duration = Duration::from_micros(10);
+
 #[derive(Default)]
 pub(crate) struct Ready {
     queue: Mutex<VecDeque<Completion>>,
@@ -100,6 +103,15 @@ impl Ready {
                     _ => return Ok(self.take(max, out)),
                 },
             };
+            // Completions often follow each other closely: look a little before sleeping.
+            let until = Instant::now() + SPIN;
+            while self.seq.load(Ordering::Relaxed) == seen && Instant::now() < until {
+                // Yield rather than spin: the thread that will push may need this CPU.
+                std::thread::yield_now();
+            }
+            if self.seq.load(Ordering::SeqCst) != seen {
+                continue;
+            }
             self.sleepers.fetch_add(1, Ordering::SeqCst);
             let r = crate::sys::posix::futex_wait(&self.seq, seen, left);
             self.sleepers.fetch_sub(1, Ordering::SeqCst);

@@ -14,7 +14,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -72,20 +72,17 @@ impl UringProbe {
 /// io_uring as a [`Driver`].
 pub struct UringDriver {
     ring: IoUring,
-    /// Guards the submission queue (written through `submission_shared`).
-    sq: Mutex<()>,
-    /// Guards the completion queue (read through `completion_shared`).
-    cq: Mutex<()>,
-    table: Mutex<Slab<Entry>>,
-    /// Completions taken off the completion queue, not yet reaped.
-    parked: Mutex<VecDeque<Completion>>,
-    /// Results of cancellations, by tag.
-    cancels: Mutex<HashMap<u64, i32>>,
+    /// Everything user space shares: the submission and completion queues (reached through
+    /// `submission_shared` and `completion_shared`, which this lock makes exclusive) and the
+    /// table of requests in flight. Waiting in the kernel happens without it.
+    inner: Mutex<Inner>,
     cancel_seq: AtomicU64,
     efd: OnceLock<EventFd>,
     efd_init: Mutex<()>,
     fixed: Option<Arc<FixedPool>>,
     files: Mutex<FileTable>,
+    /// Whether any file is registered (so requests need not look in `files`).
+    has_files: AtomicBool,
     probe: UringProbe,
     /// Most requests in the kernel at once: the completion queue's size.
     capacity: usize,
@@ -95,6 +92,15 @@ pub struct UringDriver {
 struct Entry {
     buf: Buf,
     user_data: u64,
+}
+
+struct Inner {
+    table: Slab<Entry>,
+    /// Completions taken off the completion queue while making room or waiting for a
+    /// cancellation, not yet reaped.
+    parked: VecDeque<Completion>,
+    /// Results of cancellations, by tag.
+    cancels: HashMap<u64, i32>,
 }
 
 #[derive(Default)]
@@ -140,16 +146,17 @@ impl UringDriver {
         let capacity = ring.params().cq_entries() as usize;
         Ok(UringDriver {
             ring,
-            sq: Mutex::new(()),
-            cq: Mutex::new(()),
-            table: Mutex::new(Slab::with_capacity(capacity)),
-            parked: Mutex::new(VecDeque::new()),
-            cancels: Mutex::new(HashMap::new()),
+            inner: Mutex::new(Inner {
+                table: Slab::with_capacity(capacity),
+                parked: VecDeque::new(),
+                cancels: HashMap::new(),
+            }),
             cancel_seq: AtomicU64::new(0),
             efd: OnceLock::new(),
             efd_init: Mutex::new(()),
             fixed,
             files: Mutex::new(files),
+            has_files: AtomicBool::new(false),
             probe,
             capacity,
             in_flight: AtomicUsize::new(0),
@@ -193,6 +200,7 @@ impl UringDriver {
             return Err(e);
         }
         files.slots.insert(fd, slot);
+        self.has_files.store(true, Ordering::SeqCst);
         Ok(())
     }
 
@@ -208,7 +216,11 @@ impl UringDriver {
     }
 
     fn entry_for(&self, req: &Request, key: u64) -> squeue::Entry {
-        let slot = lock(&self.files).slots.get(&req.fd).copied();
+        let slot = if self.has_files.load(Ordering::Relaxed) {
+            lock(&self.files).slots.get(&req.fd).copied()
+        } else {
+            None
+        };
         macro_rules! with_fd {
             ($op:ident :: new ( $($arg:expr),* )) => {
                 match slot {
@@ -263,15 +275,18 @@ impl UringDriver {
         entry.user_data(key)
     }
 
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        lock(&self.inner)
+    }
+
     /// Writes one entry to the submission queue, submitting first if it is full.
     ///
     /// # Safety
     ///
     /// Whatever the entry points at must stay valid until its completion is taken.
-    unsafe fn push(&self, entry: &squeue::Entry) -> io::Result<()> {
-        let _sq = lock(&self.sq);
+    unsafe fn push(&self, inner: &mut Inner, entry: &squeue::Entry) -> io::Result<()> {
         loop {
-            // SAFETY: the `sq` lock makes this the only handle to the submission queue.
+            // SAFETY: holding `inner` makes this the only handle to the submission queue.
             let mut sq = unsafe { self.ring.submission_shared() };
             // SAFETY: forwarded from the caller.
             if unsafe { sq.push(entry) }.is_ok() {
@@ -279,18 +294,26 @@ impl UringDriver {
                 return Ok(());
             }
             drop(sq);
-            self.submit_locked()?;
+            self.submit(inner)?;
         }
     }
 
-    /// Submits what is in the submission queue; the caller holds the `sq` lock.
-    fn submit_locked(&self) -> io::Result<()> {
+    /// Submits what is in the submission queue, if anything (or if the kernel needs an enter
+    /// to post overflowed completions or run task work).
+    fn submit(&self, inner: &mut Inner) -> io::Result<()> {
+        {
+            // SAFETY: holding `inner` makes this the only handle to the submission queue.
+            let sq = unsafe { self.ring.submission_shared() };
+            if sq.is_empty() && !sq.cq_overflow() && !sq.taskrun() {
+                return Ok(());
+            }
+        }
         loop {
             match self.ring.submit() {
                 Ok(_) => return Ok(()),
                 // Completions the kernel could not post yet: make room, then try again.
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                    if self.harvest() == 0 {
+                    if self.harvest(inner, usize::MAX, None) == 0 {
                         std::thread::yield_now();
                     }
                 }
@@ -300,33 +323,34 @@ impl UringDriver {
         }
     }
 
-    /// Moves every completion off the completion queue: requests' to `parked`, cancellation
-    /// results to `cancels`. Returns how many entries it took.
-    fn harvest(&self) -> usize {
-        let taken: Vec<(u64, i32)> = {
-            let _cq = lock(&self.cq);
-            // SAFETY: the `cq` lock makes this the only handle to the completion queue.
-            let mut cq = unsafe { self.ring.completion_shared() };
-            cq.sync();
-            cq.map(|e| (e.user_data(), e.result())).collect()
-        };
-        if taken.is_empty() {
-            return 0;
-        }
-        let mut done = Vec::with_capacity(taken.len());
-        {
-            let mut table = lock(&self.table);
-            let mut cancels = None;
-            for &(data, res) in &taken {
-                if data & CANCEL_TAG != 0 {
-                    cancels.get_or_insert_with(|| lock(&self.cancels)).insert(data, res);
-                } else if let Some(entry) = table.try_remove(data as usize) {
-                    done.push(Completion::new(entry.user_data, i64::from(res), entry.buf));
+    /// Takes up to `max` entries off the completion queue: requests' completions into `out`
+    /// (or `parked` when there is none), cancellation results into `cancels`. Returns how many
+    /// request completions it took.
+    fn harvest(
+        &self,
+        inner: &mut Inner,
+        max: usize,
+        mut out: Option<&mut Vec<Completion>>,
+    ) -> usize {
+        // SAFETY: holding `inner` makes this the only handle to the completion queue.
+        let mut cq = unsafe { self.ring.completion_shared() };
+        cq.sync();
+        let mut got = 0;
+        while got < max {
+            let Some(e) = cq.next() else { break };
+            let (data, res) = (e.user_data(), e.result());
+            if data & CANCEL_TAG != 0 {
+                inner.cancels.insert(data, res);
+            } else if let Some(entry) = inner.table.try_remove(data as usize) {
+                let c = Completion::new(entry.user_data, i64::from(res), entry.buf);
+                match out.as_deref_mut() {
+                    Some(out) => out.push(c),
+                    None => inner.parked.push_back(c),
                 }
+                got += 1;
             }
         }
-        lock(&self.parked).extend(done);
-        taken.len()
+        got
     }
 
     /// Waits in the kernel for `want` completions, or until `timeout`.
@@ -351,11 +375,11 @@ impl UringDriver {
         }
     }
 
-    fn take_parked(&self, max: usize, out: &mut Vec<Completion>) -> usize {
-        let mut parked = lock(&self.parked);
-        let n = parked.len().min(max);
-        out.extend(parked.drain(..n));
-        n
+    /// Moves parked completions and then those on the completion queue into `out`.
+    fn take(&self, inner: &mut Inner, max: usize, out: &mut Vec<Completion>) -> usize {
+        let n = inner.parked.len().min(max);
+        out.extend(inner.parked.drain(..n));
+        n + self.harvest(inner, max - n, Some(out))
     }
 }
 
@@ -371,44 +395,31 @@ unsafe impl Driver for UringDriver {
         if let Err(e) = req.validate() {
             return Err(Rejected::new(e, req));
         }
-        let (key, sqe) = {
-            let mut table = lock(&self.table);
-            if table.len() >= self.capacity {
-                drop(table);
-                return Err(Rejected::new(io::Error::from_raw_os_error(libc::EAGAIN), req));
-            }
-            let slot = table.vacant_entry();
-            let key = slot.key();
-            let sqe = self.entry_for(&req, key as u64);
-            (key, sqe)
-        };
+        let mut inner = self.inner();
+        if inner.table.len() >= self.capacity {
+            drop(inner);
+            return Err(Rejected::new(io::Error::from_raw_os_error(libc::EAGAIN), req));
+        }
+        let key = inner.table.vacant_key();
+        let sqe = self.entry_for(&req, key as u64);
         let Request { op, fd, offset, buf, flags, ioprio, user_data } = req;
         // The entry was built from the buffer's addresses; moving the Buf does not move them.
-        lock(&self.table).insert(Entry { buf, user_data });
+        inner.table.insert(Entry { buf, user_data });
         // SAFETY: the entry points into the request's buffer (and iovec array), owned by the
         // table until the completion for `key` is taken off the completion queue.
-        if let Err(e) = unsafe { self.push(&sqe) } {
-            let Entry { buf, user_data } = lock(&self.table).remove(key);
+        if let Err(e) = unsafe { self.push(&mut inner, &sqe) } {
+            let Entry { buf, user_data } = inner.table.remove(key);
             return Err(Rejected::new(
                 e,
                 Request { op, fd, offset, buf, flags, ioprio, user_data },
             ));
         }
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
     fn flush(&self) -> io::Result<()> {
-        let _sq = lock(&self.sq);
-        // Nothing to submit and nothing the kernel needs us to enter for: no system call.
-        {
-            // SAFETY: the `sq` lock makes this the only handle to the submission queue.
-            let sq = unsafe { self.ring.submission_shared() };
-            if sq.is_empty() && !sq.cq_overflow() && !sq.taskrun() {
-                return Ok(());
-            }
-        }
-        self.submit_locked()
+        self.submit(&mut self.inner())
     }
 
     fn reap(
@@ -418,56 +429,68 @@ unsafe impl Driver for UringDriver {
         timeout: Option<Duration>,
         out: &mut Vec<Completion>,
     ) -> io::Result<usize> {
-        // A flush that fails for lack of resources is retried once completions free some.
-        if let Err(e) = self.flush() {
-            if !matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOMEM)) {
-                return Err(e);
-            }
-        }
-        let deadline = deadline(timeout);
         let min = min.min(max);
-        let mut got = self.take_parked(max, out);
-        loop {
-            if got < max && self.harvest() > 0 {
-                got += self.take_parked(max - got, out);
+        let mut got = {
+            let mut inner = self.inner();
+            // A flush that fails for lack of resources is retried once completions free some.
+            if let Err(e) = self.submit(&mut inner) {
+                if !matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOMEM)) {
+                    return Err(e);
+                }
             }
-            if got >= min || got == max {
-                break;
-            }
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if left == Some(Duration::ZERO) {
-                break;
-            }
-            match self.wait(min - got, left) {
-                Err(e) if got == 0 => return Err(e),
-                Err(_) => break,
-                Ok(()) => {}
+            self.take(&mut inner, max, out)
+        };
+        if got < min {
+            let deadline = deadline(timeout);
+            loop {
+                let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                if left == Some(Duration::ZERO) {
+                    break;
+                }
+                match self.wait(min - got, left) {
+                    Err(e) if got == 0 => return Err(e),
+                    Err(_) => break,
+                    Ok(()) => {}
+                }
+                got += self.take(&mut self.inner(), max - got, out);
+                if got >= min {
+                    break;
+                }
             }
         }
-        self.in_flight.fetch_sub(got, Ordering::SeqCst);
+        self.in_flight.fetch_sub(got, Ordering::Relaxed);
         Ok(got)
     }
 
     fn cancel(&self, user_data: u64) -> io::Result<CancelOutcome> {
-        let key = lock(&self.table).iter().find(|(_, e)| e.user_data == user_data).map(|(k, _)| k);
-        let Some(key) = key else { return Ok(CancelOutcome::NotFound) };
         let tag = CANCEL_TAG | self.cancel_seq.fetch_add(1, Ordering::Relaxed);
-        let entry = opcode::AsyncCancel::new(key as u64).build().user_data(tag);
-        // SAFETY: a cancellation entry points at no memory.
-        unsafe { self.push(&entry) }?;
-        self.flush()?;
+        {
+            let mut inner = self.inner();
+            let key = inner.table.iter().find(|(_, e)| e.user_data == user_data).map(|(k, _)| k);
+            let Some(key) = key else { return Ok(CancelOutcome::NotFound) };
+            let entry = opcode::AsyncCancel::new(key as u64).build().user_data(tag);
+            // SAFETY: a cancellation entry points at no memory.
+            unsafe { self.push(&mut inner, &entry) }?;
+            self.submit(&mut inner)?;
+        }
         loop {
-            if let Some(res) = lock(&self.cancels).remove(&tag) {
-                return Ok(match -res {
-                    0 => CancelOutcome::Cancelled,
-                    libc::EALREADY => CancelOutcome::Running,
-                    libc::ENOENT => CancelOutcome::NotFound,
-                    e => return Err(io::Error::from_raw_os_error(e)),
-                });
+            {
+                let mut inner = self.inner();
+                if let Some(res) = inner.cancels.remove(&tag) {
+                    return Ok(match -res {
+                        0 => CancelOutcome::Cancelled,
+                        libc::EALREADY => CancelOutcome::Running,
+                        libc::ENOENT => CancelOutcome::NotFound,
+                        e => return Err(io::Error::from_raw_os_error(e)),
+                    });
+                }
+                if self.harvest(&mut inner, usize::MAX, None) > 0
+                    || inner.cancels.contains_key(&tag)
+                {
+                    continue;
+                }
             }
-            if self.harvest() == 0 {
-                self.wait(1, Some(Duration::from_millis(100)))?;
-            }
+            self.wait(1, Some(Duration::from_millis(100)))?;
         }
     }
 
@@ -486,7 +509,7 @@ unsafe impl Driver for UringDriver {
     }
 
     fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::SeqCst)
+        self.in_flight.load(Ordering::Relaxed)
     }
 }
 
@@ -494,23 +517,34 @@ impl Drop for UringDriver {
     fn drop(&mut self) {
         // Cancel what can be cancelled, then wait for every submitted request: the kernel may
         // write into their buffers until their completions arrive.
-        let _ = self.flush();
-        let keys: Vec<usize> = lock(&self.table).iter().map(|(k, _)| k).collect();
-        for key in keys {
-            let entry = opcode::AsyncCancel::new(key as u64).build().user_data(CANCEL_TAG);
-            // SAFETY: a cancellation entry points at no memory.
-            let _ = unsafe { self.push(&entry) };
+        {
+            let mut inner = self.inner();
+            let keys: Vec<usize> = inner.table.iter().map(|(k, _)| k).collect();
+            for key in keys {
+                let entry = opcode::AsyncCancel::new(key as u64).build().user_data(CANCEL_TAG);
+                // SAFETY: a cancellation entry points at no memory.
+                let _ = unsafe { self.push(&mut inner, &entry) };
+            }
+            let _ = self.submit(&mut inner);
         }
         let give_up = Instant::now() + Duration::from_secs(60);
-        while !lock(&self.table).is_empty() {
-            if self.harvest() == 0 {
-                if Instant::now() > give_up {
-                    // Still in the kernel's hands: leak the buffers rather than free them.
-                    std::mem::forget(std::mem::take(&mut *lock(&self.table)));
+        loop {
+            {
+                let mut inner = self.inner();
+                inner.parked.clear();
+                if inner.table.is_empty() {
                     break;
                 }
-                let _ = self.wait(1, Some(Duration::from_millis(100)));
+                if self.harvest(&mut inner, usize::MAX, None) > 0 {
+                    continue;
+                }
+                if Instant::now() > give_up {
+                    // Still in the kernel's hands: leak the buffers rather than free them.
+                    std::mem::forget(std::mem::take(&mut inner.table));
+                    break;
+                }
             }
+            let _ = self.wait(1, Some(Duration::from_millis(100)));
         }
     }
 }

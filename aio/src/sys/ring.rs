@@ -38,7 +38,7 @@ impl Ring {
     /// returned `Ring` must not be used once it is destroyed (`io_destroy` unmaps the ring).
     pub unsafe fn new(ctx: aio_context_t) -> Option<Ring> {
         let hdr = NonNull::new(ctx as *mut aio_ring)?;
-        if hdr.as_ptr() as usize % std::mem::align_of::<aio_ring>() != 0 {
+        if !(hdr.as_ptr() as usize).is_multiple_of(std::mem::align_of::<aio_ring>()) {
             return None;
         }
         // SAFETY: the caller guarantees `ctx` is a live context, so its ring header is mapped and
