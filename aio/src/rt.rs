@@ -44,6 +44,8 @@ pub struct Reactor {
     /// Requests queued so far, and how many of them a flush has covered.
     queued: AtomicU64,
     flushed: AtomicU64,
+    /// A vector to reap into, reused.
+    scratch: Mutex<Vec<Completion>>,
 }
 
 enum Slot {
@@ -73,6 +75,7 @@ impl Reactor {
             backlog: Mutex::new(VecDeque::new()),
             queued: AtomicU64::new(0),
             flushed: AtomicU64::new(0),
+            scratch: Mutex::new(Vec::new()),
         })
     }
 
@@ -137,41 +140,43 @@ impl Reactor {
     }
 
     fn reap(&self, min: usize, timeout: Option<Duration>) -> io::Result<usize> {
-        let mut done = Vec::new();
-        let n = self.driver.reap(min, SWEEP, timeout, &mut done)?;
+        // Reuse one vector for the completions when no other thread is reaping.
+        let mut scratch = self.scratch.try_lock().ok();
+        let mut own = Vec::new();
+        let done = scratch.as_deref_mut().unwrap_or(&mut own);
+        let n = self.driver.reap(min, SWEEP, timeout, done)?;
         if n > 0 {
-            self.dispatch(done);
-            self.drain_backlog();
+            self.dispatch(done.drain(..));
+            drop(scratch);
+            if !lock(&self.backlog).is_empty() {
+                self.drain_backlog();
+            }
         }
         Ok(n)
     }
 
-    fn dispatch(&self, done: Vec<Completion>) {
-        let mut wake = Vec::with_capacity(done.len());
+    fn dispatch(&self, done: impl IntoIterator<Item = Completion>) {
         let mut dropped = Vec::new();
-        {
-            let mut ops = lock(&self.ops);
-            for c in done {
-                let key = c.user_data as usize;
-                match ops.get_mut(key) {
-                    Some(slot @ Slot::Waiting(_)) => {
-                        if let Slot::Waiting(Some(w)) = std::mem::replace(slot, Slot::Done(c)) {
-                            wake.push(w);
-                        }
+        let mut ops = lock(&self.ops);
+        for c in done {
+            let key = c.user_data as usize;
+            match ops.get_mut(key) {
+                Some(slot @ Slot::Waiting(_)) => {
+                    if let Slot::Waiting(Some(w)) = std::mem::replace(slot, Slot::Done(c)) {
+                        // Waking only schedules the task; it does not come back in here.
+                        w.wake();
                     }
-                    Some(Slot::Abandoned) => {
-                        ops.remove(key);
-                        dropped.push(c);
-                    }
-                    // Not ours (cannot happen: every request carries its slot's key).
-                    Some(Slot::Done(_)) | None => dropped.push(c),
                 }
+                Some(Slot::Abandoned) => {
+                    ops.remove(key);
+                    dropped.push(c);
+                }
+                // Not ours (cannot happen: every request carries its slot's key).
+                Some(Slot::Done(_)) | None => dropped.push(c),
             }
         }
+        drop(ops);
         drop(dropped);
-        for w in wake {
-            w.wake();
-        }
     }
 
     /// Queues requests the driver refused as full, while it takes them.
@@ -277,7 +282,7 @@ pub(crate) struct Operation<T> {
 
 enum State {
     /// Not queued yet.
-    Ready(Box<Request>),
+    Ready(Request),
     /// Queued with this slot key, as the `seq`-th request.
     Queued { key: usize, seq: u64 },
     /// Resolved (or never to be polled again).
@@ -286,7 +291,7 @@ enum State {
 
 impl<T> Operation<T> {
     pub(crate) fn new(reactor: Arc<Reactor>, req: Request, finish: fn(i64, Buf) -> T) -> Self {
-        Operation { reactor, state: State::Ready(Box::new(req)), finish }
+        Operation { reactor, state: State::Ready(req), finish }
     }
 
     /// Asks the driver to cancel the operation; the future then resolves to its final state:
@@ -334,13 +339,13 @@ impl<T> Future for Operation<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         let this = &mut *self;
-        let reactor = Arc::clone(&this.reactor);
+        let reactor = &*this.reactor;
         match std::mem::replace(&mut this.state, State::Gone) {
             State::Gone => panic!("aio operation polled after it completed"),
             State::Ready(mut req) => {
                 let key = lock(&reactor.ops).insert(Slot::Waiting(Some(cx.waker().clone())));
                 req.user_data = key as u64;
-                match reactor.driver.queue(*req) {
+                match reactor.driver.queue(req) {
                     Ok(()) => {
                         let seq = reactor.queued.fetch_add(1, Ordering::SeqCst) + 1;
                         this.state = State::Queued { key, seq };
@@ -365,14 +370,14 @@ impl<T> Future for Operation<T> {
                 }
             }
             State::Queued { key, seq } => {
-                if let Some(out) = this.take(key) {
+                if let Some(out) = take(reactor, key, this.finish) {
                     return Poll::Ready(out);
                 }
                 if seq != u64::MAX && seq > reactor.flushed.load(Ordering::SeqCst) {
                     let _ = reactor.flush();
                 }
                 let _ = reactor.poll_completions();
-                if let Some(out) = this.take(key) {
+                if let Some(out) = take(reactor, key, this.finish) {
                     return Poll::Ready(out);
                 }
                 let mut ops = lock(&reactor.ops);
@@ -393,17 +398,15 @@ impl<T> Future for Operation<T> {
     }
 }
 
-impl<T> Operation<T> {
-    /// The output, if the operation's completion has arrived.
-    fn take(&self, key: usize) -> Option<T> {
-        let mut ops = lock(&self.reactor.ops);
-        if !matches!(ops.get(key), Some(Slot::Done(_))) {
-            return None;
-        }
-        let Slot::Done(c) = ops.remove(key) else { unreachable!() };
-        drop(ops);
-        Some((self.finish)(c.res, c.buf))
+/// The output of operation `key`, if its completion has arrived.
+fn take<T>(reactor: &Reactor, key: usize, finish: fn(i64, Buf) -> T) -> Option<T> {
+    let mut ops = lock(&reactor.ops);
+    if !matches!(ops.get(key), Some(Slot::Done(_))) {
+        return None;
     }
+    let Slot::Done(c) = ops.remove(key) else { unreachable!() };
+    drop(ops);
+    Some(finish(c.res, c.buf))
 }
 
 impl<T> Drop for Operation<T> {

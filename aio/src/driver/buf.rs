@@ -5,6 +5,8 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
+use super::owner::Owner;
+
 use crate::buf::{IoBuf, IoBufMut};
 
 /// Most segments in one request (`IOV_MAX`).
@@ -20,7 +22,7 @@ pub(crate) const IOV_MAX: usize = 1024;
 pub struct Buf {
     segs: Segs,
     writable: bool,
-    owner: Option<Box<dyn Any + Send>>,
+    owner: Owner,
     /// Something else to keep alive until the request completes (the file it is for).
     keep: Option<Arc<dyn Any + Send + Sync>>,
 }
@@ -46,31 +48,31 @@ fn iovec(ptr: *const u8, len: usize) -> libc::iovec {
 impl Buf {
     /// No memory (fsync).
     pub fn none() -> Buf {
-        Buf { segs: Segs::None, writable: false, owner: None, keep: None }
+        Buf { segs: Segs::None, writable: false, owner: Owner::none(), keep: None }
     }
 
     /// A buffer to read into: its whole capacity ([`IoBuf::bytes_total`]).
     pub fn for_read<B: IoBufMut>(mut buf: B) -> Buf {
         let seg = iovec(buf.stable_mut_ptr(), buf.bytes_total());
-        Buf { segs: Segs::One(seg), writable: true, owner: Some(Box::new(buf)), keep: None }
+        Buf { segs: Segs::One(seg), writable: true, owner: Owner::new(buf), keep: None }
     }
 
     /// A buffer to write from: its data ([`IoBuf::bytes_init`]).
     pub fn for_write<B: IoBuf>(buf: B) -> Buf {
         let seg = iovec(buf.stable_ptr(), buf.bytes_init());
-        Buf { segs: Segs::One(seg), writable: false, owner: Some(Box::new(buf)), keep: None }
+        Buf { segs: Segs::One(seg), writable: false, owner: Owner::new(buf), keep: None }
     }
 
     /// Several buffers to read into, filled in order. [`take`](Buf::take) gives back the `Vec`.
     pub fn for_readv<B: IoBufMut>(mut bufs: Vec<B>) -> Buf {
         let segs = bufs.iter_mut().map(|b| iovec(b.stable_mut_ptr(), b.bytes_total())).collect();
-        Buf { segs: Segs::Many(segs), writable: true, owner: Some(Box::new(bufs)), keep: None }
+        Buf { segs: Segs::Many(segs), writable: true, owner: Owner::new(bufs), keep: None }
     }
 
     /// Several buffers to write, in order. [`take`](Buf::take) gives back the `Vec`.
     pub fn for_writev<B: IoBuf>(bufs: Vec<B>) -> Buf {
         let segs = bufs.iter().map(|b| iovec(b.stable_ptr(), b.bytes_init())).collect();
-        Buf { segs: Segs::Many(segs), writable: false, owner: Some(Box::new(bufs)), keep: None }
+        Buf { segs: Segs::Many(segs), writable: false, owner: Owner::new(bufs), keep: None }
     }
 
     /// Memory the caller owns: `len` bytes at `ptr`, writable if `writable`.
@@ -80,7 +82,7 @@ impl Buf {
     /// The memory must stay valid — and, if writable, not be accessed by anyone else — until
     /// the request it goes into has completed (its completion was reaped or its driver dropped).
     pub unsafe fn raw(ptr: *mut u8, len: usize, writable: bool) -> Buf {
-        Buf { segs: Segs::One(iovec(ptr, len)), writable, owner: None, keep: None }
+        Buf { segs: Segs::One(iovec(ptr, len)), writable, owner: Owner::none(), keep: None }
     }
 
     /// Memory the caller owns, as an `iovec` array (copied; the array itself need not outlive
@@ -90,12 +92,12 @@ impl Buf {
     ///
     /// As for [`Buf::raw`], for every segment.
     pub unsafe fn raw_iov(iov: &[libc::iovec], writable: bool) -> Buf {
-        Buf { segs: Segs::Many(iov.into()), writable, owner: None, keep: None }
+        Buf { segs: Segs::Many(iov.into()), writable, owner: Owner::none(), keep: None }
     }
 
     /// Adds an owner: something to keep alive with the request and give back with it.
     pub fn with_owner(mut self, owner: Box<dyn Any + Send>) -> Buf {
-        self.owner = Some(owner);
+        self.owner = Owner::from_box(owner);
         self
     }
 
@@ -109,7 +111,7 @@ impl Buf {
 
     /// The owned buffer back, if it is a `B` (a `Vec<B>` for `for_readv`/`for_writev`).
     pub fn take<B: 'static>(self) -> Option<B> {
-        self.owner?.downcast::<B>().ok().map(|b| *b)
+        self.owner.take::<B>()
     }
 
     /// The buffer a read filled, if it is a `B`, with the first `filled` bytes recorded as data
@@ -148,7 +150,7 @@ impl Buf {
 
     /// The owner, whatever its type.
     pub fn into_owner(self) -> Option<Box<dyn Any + Send>> {
-        self.owner
+        self.owner.into_box()
     }
 
     /// Number of segments.

@@ -56,6 +56,7 @@ mod buf;
 mod fault;
 mod kaio;
 mod mem;
+mod owner;
 mod pool;
 mod ready;
 mod select;
