@@ -1,0 +1,670 @@
+//! The engines `aio bench` compares, and the loop each runs on one thread.
+//!
+//! Every engine runs the same job — the same offsets, block size and read/write mix — and keeps
+//! `--iodepth` requests in flight (except `sync`, which has no queue):
+//!
+//! - `uring`, `kernel`, `pool`: an [`aio::driver`] driver per thread, used as the driver
+//!   contract says: queue until the depth is reached, reap whatever has completed (at least
+//!   one), queue that many again. Buffers go into each request and come back with its
+//!   completion.
+//! - `posix`: [`aio::posix`]: `aio_read`/`aio_write` on `aiocb`s kept in flight, `aio_suspend`
+//!   to wait, `aio_error` and `aio_return` to collect, as a POSIX AIO program does.
+//! - `sync`: `pread`/`pwrite`, one request at a time: the baseline.
+//!
+//! Latency is measured per request from just before it is queued to just after the reap that
+//! returned it, in nanoseconds, into an HDR histogram.
+
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::FileExt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aio::driver::{
+    Buf, Completion, Driver, KernelDriver, KernelOptions, PoolDriver, PoolOptions, Request,
+    UringDriver, UringOptions,
+};
+use aio::sys::posix::aiocb;
+use aio::{AlignedBuf, IoBuf, Slice};
+use hdrhistogram::Histogram;
+
+use super::job::{Job, Pattern};
+use crate::util::{fill_random, splitmix64};
+
+/// Environment variable that makes io_uring look unavailable, with its value as the reason
+/// (for testing how an unusable engine is reported).
+pub const PRETEND_NO_URING: &str = "AIO_PRETEND_NO_URING";
+
+/// One way of doing the job's I/O.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EngineKind {
+    /// [`UringDriver`].
+    Uring,
+    /// [`KernelDriver`] (`O_DIRECT` only).
+    Kernel,
+    /// [`PoolDriver`].
+    Pool,
+    /// [`aio::posix`].
+    Posix,
+    /// `pread`/`pwrite`.
+    Sync,
+}
+
+impl EngineKind {
+    /// Every engine, in the order tables list them.
+    pub const ALL: [EngineKind; 5] = [
+        EngineKind::Uring,
+        EngineKind::Kernel,
+        EngineKind::Pool,
+        EngineKind::Posix,
+        EngineKind::Sync,
+    ];
+
+    /// The name `--engine` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Uring => "uring",
+            EngineKind::Kernel => "kernel",
+            EngineKind::Pool => "pool",
+            EngineKind::Posix => "posix",
+            EngineKind::Sync => "sync",
+        }
+    }
+
+    /// What it is, for the report.
+    pub fn describe(self, job: &Job) -> String {
+        match self {
+            EngineKind::Uring => {
+                format!("aio::driver::UringDriver, {} entries", uring_entries(job))
+            }
+            EngineKind::Kernel => {
+                "aio::driver::KernelDriver: io_submit/io_getevents on O_DIRECT".to_string()
+            }
+            EngineKind::Pool => {
+                format!("aio::driver::PoolDriver, up to {} threads", pool_threads(job))
+            }
+            EngineKind::Posix => match aio::posix::engine_selection() {
+                Ok(sel) => format!("aio::posix (aio_read/aio_suspend) on {sel}"),
+                Err(e) => format!("aio::posix ({})", io::Error::from_raw_os_error(e)),
+            },
+            EngineKind::Sync => {
+                "pread/pwrite, one request at a time per job (--iodepth does not apply)".to_string()
+            }
+        }
+    }
+
+    /// Whether this engine can run `job` here: `Err(reason)` if not.
+    pub fn check(self, job: &Job) -> Result<(), String> {
+        match self {
+            EngineKind::Uring => new_uring(job).map(drop),
+            EngineKind::Kernel if !job.direct => {
+                Err("kernel AIO needs --direct: on a buffered file io_submit does the I/O itself \
+                 before returning (KernelDriver would hand it to its thread pool, which is the \
+                 pool engine)"
+                    .to_string())
+            }
+            EngineKind::Kernel => new_kernel(job).map(drop),
+            EngineKind::Posix => aio::posix::engine_selection()
+                .map(drop)
+                .map_err(|e| format!("POSIX AIO: {}", io::Error::from_raw_os_error(e))),
+            EngineKind::Pool | EngineKind::Sync => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for EngineKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<EngineKind, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "uring" | "io_uring" => Ok(EngineKind::Uring),
+            "kernel" | "libaio" => Ok(EngineKind::Kernel),
+            "pool" => Ok(EngineKind::Pool),
+            "posix" | "posixaio" => Ok(EngineKind::Posix),
+            "sync" | "psync" => Ok(EngineKind::Sync),
+            _ => Err(format!(
+                "unknown engine {s:?}: expected uring, kernel, pool, posix, sync or all"
+            )),
+        }
+    }
+}
+
+fn uring_entries(job: &Job) -> u32 {
+    (job.iodepth as u32).next_power_of_two().max(UringOptions::default().entries)
+}
+
+fn pool_threads(job: &Job) -> usize {
+    job.iodepth.clamp(1, 256)
+}
+
+fn new_uring(job: &Job) -> Result<UringDriver, String> {
+    if let Some(why) = std::env::var_os(PRETEND_NO_URING) {
+        return Err(format!(
+            "io_uring is unavailable: {} ({PRETEND_NO_URING})",
+            why.to_string_lossy()
+        ));
+    }
+    let opts = UringOptions { entries: uring_entries(job), ..UringOptions::default() };
+    UringDriver::new(opts).map_err(|e| e.to_string())
+}
+
+fn new_kernel(job: &Job) -> Result<KernelDriver, String> {
+    let opts = KernelOptions {
+        max_events: job.iodepth.max(KernelOptions::default().max_events),
+        buffered_pool: None,
+        ..KernelOptions::default()
+    };
+    KernelDriver::new(opts)
+        .map_err(|e| format!("io_setup: {e} (see /proc/sys/fs/aio-nr and aio-max-nr)"))
+}
+
+/// When one thread's part of a run ends.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// Stop queueing at this time.
+    pub time: Option<Duration>,
+    /// Stop after this many requests.
+    pub ios: Option<u64>,
+}
+
+/// What one thread measured.
+pub struct Stats {
+    /// Completion latency, nanoseconds.
+    pub hist: Histogram<u64>,
+    /// Reads completed.
+    pub read_ios: u64,
+    /// Bytes read.
+    pub read_bytes: u64,
+    /// Writes completed.
+    pub write_ios: u64,
+    /// Bytes written.
+    pub write_bytes: u64,
+}
+
+impl Stats {
+    /// Empty.
+    pub fn new() -> Stats {
+        Stats {
+            // 1 ns to an hour, 3 significant digits.
+            hist: Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("histogram bounds"),
+            read_ios: 0,
+            read_bytes: 0,
+            write_ios: 0,
+            write_bytes: 0,
+        }
+    }
+
+    /// Adds another thread's or round's figures.
+    pub fn merge(&mut self, other: &Stats) {
+        let _ = self.hist.add(&other.hist);
+        self.read_ios += other.read_ios;
+        self.read_bytes += other.read_bytes;
+        self.write_ios += other.write_ios;
+        self.write_bytes += other.write_bytes;
+    }
+
+    #[inline]
+    fn record(&mut self, write: bool, bytes: usize, latency: Duration) {
+        let _ = self.hist.record(latency.as_nanos().clamp(1, 3_600_000_000_000) as u64);
+        if write {
+            self.write_ios += 1;
+            self.write_bytes += bytes as u64;
+        } else {
+            self.read_ios += 1;
+            self.read_bytes += bytes as u64;
+        }
+    }
+}
+
+/// The offsets and directions of a job's requests, for one thread.
+pub struct OpGen {
+    rw: Pattern,
+    mix_read: u64,
+    bs: u64,
+    blocks: u64,
+    next_block: u64,
+    rng: u64,
+}
+
+impl OpGen {
+    /// Thread `thread` of `job`, with its own random sequence (`seed`). Sequential threads
+    /// start at evenly spaced places in the file.
+    pub fn new(job: &Job, thread: usize, seed: u64) -> OpGen {
+        let blocks = (job.size / job.bs as u64).max(1);
+        let mut rng = seed ^ (thread as u64).wrapping_mul(0xa076_1d64_78bd_642f);
+        splitmix64(&mut rng);
+        OpGen {
+            rw: job.rw,
+            mix_read: u64::from(job.rwmixread),
+            bs: job.bs as u64,
+            blocks,
+            next_block: blocks * thread as u64 / job.numjobs.max(1) as u64,
+            rng,
+        }
+    }
+
+    /// The next request: (is it a write, file offset).
+    #[inline]
+    pub fn next(&mut self) -> (bool, u64) {
+        let write = match self.rw {
+            Pattern::Read | Pattern::RandRead => false,
+            Pattern::Write | Pattern::RandWrite => true,
+            Pattern::RandRw => splitmix64(&mut self.rng) % 100 >= self.mix_read,
+        };
+        let block = if self.rw.is_random() {
+            ((u128::from(splitmix64(&mut self.rng)) * u128::from(self.blocks)) >> 64) as u64
+        } else {
+            let b = self.next_block;
+            self.next_block = if b + 1 >= self.blocks { 0 } else { b + 1 };
+            b
+        };
+        (write, block * self.bs)
+    }
+}
+
+/// Everything a thread needs to run its part.
+pub struct ThreadCtx<'a> {
+    /// The job.
+    pub job: &'a Job,
+    /// The file, open as the job needs (`O_DIRECT` or not, read-only or read-write).
+    pub file: &'a File,
+    /// Buffer alignment (the `O_DIRECT` alignment, at least 4096).
+    pub align: usize,
+    /// This thread's number.
+    pub thread: usize,
+    /// Seed of its offsets.
+    pub seed: u64,
+    /// Requests completed by every thread so far, for the progress line.
+    pub progress: &'a AtomicU64,
+}
+
+/// A thread's engine, set up before the clock starts.
+pub enum Prepared {
+    /// A driver.
+    Driver(Arc<dyn Driver>),
+    /// POSIX AIO.
+    Posix,
+    /// pread/pwrite.
+    Sync,
+}
+
+/// Sets up `kind` for one thread (a driver of its own, for the driver engines).
+pub fn prepare(kind: EngineKind, job: &Job) -> Result<Prepared, String> {
+    Ok(match kind {
+        EngineKind::Uring => Prepared::Driver(Arc::new(new_uring(job)?)),
+        EngineKind::Kernel => Prepared::Driver(Arc::new(new_kernel(job)?)),
+        EngineKind::Pool => Prepared::Driver(Arc::new(PoolDriver::new(PoolOptions {
+            threads: pool_threads(job),
+            ..PoolOptions::default()
+        }))),
+        EngineKind::Posix => {
+            kind.check(job)?;
+            Prepared::Posix
+        }
+        EngineKind::Sync => Prepared::Sync,
+    })
+}
+
+/// Runs one thread's part of the job on a prepared engine until `budget` is spent.
+pub fn run(engine: &Prepared, ctx: &ThreadCtx<'_>, budget: Budget) -> Result<Stats, String> {
+    match engine {
+        Prepared::Driver(d) => run_driver(&**d, ctx, budget),
+        Prepared::Posix => run_posix(ctx, budget),
+        Prepared::Sync => run_sync(ctx, budget),
+    }
+}
+
+/// Buffers for `n` requests of the job's block size, full of pseudo-random data (what writes
+/// write).
+fn buffers(ctx: &ThreadCtx<'_>, n: usize) -> Vec<AlignedBuf> {
+    let mut state = ctx.seed ^ 0x5151;
+    (0..n)
+        .map(|_| {
+            let mut b = AlignedBuf::new(ctx.job.bs, ctx.align);
+            b.set_len(b.capacity());
+            fill_random(&mut b, &mut state);
+            b
+        })
+        .collect()
+}
+
+struct Clock {
+    deadline: Option<Instant>,
+    ios_left: Option<u64>,
+}
+
+impl Clock {
+    fn start(budget: Budget) -> Clock {
+        Clock { deadline: budget.time.map(|t| Instant::now() + t), ios_left: budget.ios }
+    }
+
+    /// Whether one more request may be issued; counts it if so.
+    #[inline]
+    fn take(&mut self) -> bool {
+        match &mut self.ios_left {
+            Some(0) => false,
+            Some(n) => {
+                *n -= 1;
+                true
+            }
+            None => true,
+        }
+    }
+
+    #[inline]
+    fn expired(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|d| now >= d)
+    }
+}
+
+fn io_failure(who: &str, write: bool, offset: u64, res: i64, bs: usize, path: &str) -> String {
+    let what = if write { "write" } else { "read" };
+    if res < 0 {
+        let e = io::Error::from_raw_os_error(-res as i32);
+        format!(
+            "{who}: {what} of {bs} bytes at offset {offset} of {path}: {}",
+            crate::util::cause(&e)
+        )
+    } else {
+        format!(
+            "{who}: {what} of {bs} bytes at offset {offset} of {path} transferred only {res} \
+             bytes{}",
+            if write { " (is the disk full?)" } else { " (is the file shorter than --size?)" }
+        )
+    }
+}
+
+fn run_driver(driver: &dyn Driver, ctx: &ThreadCtx<'_>, budget: Budget) -> Result<Stats, String> {
+    let who = driver.name().to_string();
+    let job = ctx.job;
+    let bs = job.bs;
+    let qd = job.iodepth;
+    let fd: RawFd = ctx.file.as_raw_fd();
+    let mut gen = OpGen::new(job, ctx.thread, ctx.seed);
+    let mut stats = Stats::new();
+    let mut bufs: Vec<Option<AlignedBuf>> = buffers(ctx, qd).into_iter().map(Some).collect();
+    let mut started = vec![Instant::now(); qd];
+    let mut meta = vec![(false, 0u64); qd];
+    let mut free: Vec<usize> = (0..qd).rev().collect();
+    let mut out: Vec<Completion> = Vec::with_capacity(qd);
+    let mut in_flight = 0usize;
+    let mut clock = Clock::start(budget);
+    let mut published = 0u64;
+    let mut stopping = false;
+    loop {
+        while !stopping {
+            let Some(&slot) = free.last() else { break };
+            if !clock.take() {
+                stopping = true;
+                break;
+            }
+            free.pop();
+            let (write, offset) = gen.next();
+            let buf = bufs[slot].take().expect("a free slot has its buffer").slice(0..bs);
+            let req = if write {
+                Request::write(fd, Buf::for_write(buf), offset, slot as u64)
+            } else {
+                Request::read(fd, Buf::for_read(buf), offset, slot as u64)
+            };
+            meta[slot] = (write, offset);
+            started[slot] = Instant::now();
+            match driver.queue(req) {
+                Ok(()) => in_flight += 1,
+                Err(r) => {
+                    let full = r.is_full();
+                    let error = r.error.to_string();
+                    bufs[slot] = r.request.buf.take::<Slice<AlignedBuf>>().map(Slice::into_inner);
+                    free.push(slot);
+                    if full && in_flight > 0 {
+                        break;
+                    }
+                    return Err(format!("{who}: queue refused a request: {error}"));
+                }
+            }
+        }
+        if in_flight == 0 {
+            return Ok(stats);
+        }
+        out.clear();
+        match driver.reap(1, qd, None, &mut out) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("{who}: reap: {e}")),
+        }
+        let now = Instant::now();
+        for c in out.drain(..) {
+            let slot = c.user_data as usize;
+            let (write, offset) = meta[slot];
+            let res = c.res;
+            let buf = c.buf.take::<Slice<AlignedBuf>>().map(Slice::into_inner);
+            if buf.is_none() {
+                return Err(format!("{who}: a completion came back without its buffer"));
+            }
+            bufs[slot] = buf;
+            free.push(slot);
+            in_flight -= 1;
+            if res != bs as i64 {
+                return Err(io_failure(&who, write, offset, res, bs, &job.path_shown));
+            }
+            stats.record(write, bs, now.duration_since(started[slot]));
+        }
+        if clock.expired(now) {
+            stopping = true;
+        }
+        add_progress(ctx, &stats, &mut published);
+    }
+}
+
+/// Publishes this thread's completed count: a relaxed add of what is new since `published`.
+#[inline]
+fn add_progress(ctx: &ThreadCtx<'_>, stats: &Stats, published: &mut u64) {
+    let total = stats.read_ios + stats.write_ios;
+    ctx.progress.fetch_add(total - *published, Ordering::Relaxed);
+    *published = total;
+}
+
+/// A zeroed `aiocb`.
+fn zeroed_aiocb() -> aiocb {
+    // SAFETY: aiocb is a C struct of integers, raw pointers and unions of those; all-zero bytes
+    // are a valid value of each (null pointers, zero integers, SIGEV_SIGNAL with signal 0,
+    // which asks for no notification).
+    unsafe { MaybeUninit::<aiocb>::zeroed().assume_init() }
+}
+
+/// POSIX AIO requests in flight: aiocbs and their buffers, which the engine may use until each
+/// request completes. Dropping it waits for every request in flight first.
+struct PosixSlots {
+    cbs: Box<[aiocb]>,
+    bufs: Vec<AlignedBuf>,
+    /// `aio_suspend`'s list: the aiocb of each slot in flight, null for the others.
+    list: Vec<*const aiocb>,
+    in_flight: usize,
+}
+
+impl PosixSlots {
+    fn wait_all(&mut self) {
+        while self.in_flight > 0 {
+            // SAFETY: the list holds null or aiocbs of `self.cbs` that were submitted and are
+            // alive (owned by `self`).
+            let _ = unsafe { aio::posix::aio_suspend(&self.list, None) };
+            for slot in 0..self.list.len() {
+                if self.list[slot].is_null() {
+                    continue;
+                }
+                let cb = &raw mut self.cbs[slot];
+                // SAFETY: `cb` is one of our submitted aiocbs, alive and readable.
+                match unsafe { aio::posix::aio_error(cb) } {
+                    Ok(libc::EINPROGRESS) => {}
+                    _ => {
+                        // SAFETY: as above; collects the finished request's result.
+                        let _ = unsafe { aio::posix::aio_return(cb) };
+                        self.list[slot] = std::ptr::null();
+                        self.in_flight -= 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for PosixSlots {
+    fn drop(&mut self) {
+        // The engine writes into the aiocbs and buffers until each request completes.
+        self.wait_all();
+    }
+}
+
+fn run_posix(ctx: &ThreadCtx<'_>, budget: Budget) -> Result<Stats, String> {
+    let who = "posix";
+    let job = ctx.job;
+    let bs = job.bs;
+    let qd = job.iodepth;
+    let fd = ctx.file.as_raw_fd();
+    let mut gen = OpGen::new(job, ctx.thread, ctx.seed);
+    let mut stats = Stats::new();
+    let mut slots = PosixSlots {
+        cbs: (0..qd).map(|_| zeroed_aiocb()).collect(),
+        bufs: buffers(ctx, qd),
+        list: vec![std::ptr::null(); qd],
+        in_flight: 0,
+    };
+    let mut started = vec![Instant::now(); qd];
+    let mut meta = vec![(false, 0u64); qd];
+    let mut free: Vec<usize> = (0..qd).rev().collect();
+    let mut clock = Clock::start(budget);
+    let mut published = 0u64;
+    let mut stopping = false;
+    loop {
+        while !stopping {
+            let Some(&slot) = free.last() else { break };
+            if !clock.take() {
+                stopping = true;
+                break;
+            }
+            free.pop();
+            let (write, offset) = gen.next();
+            let buf = slots.bufs[slot].stable_ptr().cast_mut();
+            let cb = &mut slots.cbs[slot];
+            *cb = zeroed_aiocb();
+            cb.aio_fildes = fd;
+            cb.aio_buf = buf.cast();
+            cb.aio_nbytes = bs;
+            cb.aio_offset = offset as i64;
+            let cb = &raw mut slots.cbs[slot];
+            meta[slot] = (write, offset);
+            started[slot] = Instant::now();
+            // SAFETY: `cb` and its buffer (`bs` bytes of `slots.bufs[slot]`) belong to `slots`,
+            // which outlives the request: nothing touches them until the request is collected
+            // below, and dropping `slots` waits for every request in flight.
+            let r = unsafe {
+                if write {
+                    aio::posix::aio_write(cb)
+                } else {
+                    aio::posix::aio_read(cb)
+                }
+            };
+            match r {
+                Ok(()) => {
+                    slots.list[slot] = cb;
+                    slots.in_flight += 1;
+                }
+                Err(libc::EAGAIN) if slots.in_flight > 0 => {
+                    free.push(slot);
+                    break;
+                }
+                Err(e) => {
+                    free.push(slot);
+                    let what = if write { "aio_write" } else { "aio_read" };
+                    return Err(format!("{who}: {what}: {}", io::Error::from_raw_os_error(e)));
+                }
+            }
+        }
+        if slots.in_flight == 0 {
+            return Ok(stats);
+        }
+        // SAFETY: the list holds null or our submitted aiocbs, alive in `slots`.
+        match unsafe { aio::posix::aio_suspend(&slots.list, None) } {
+            Ok(()) | Err(libc::EINTR) | Err(libc::EAGAIN) => {}
+            Err(e) => {
+                return Err(format!("{who}: aio_suspend: {}", io::Error::from_raw_os_error(e)))
+            }
+        }
+        let now = Instant::now();
+        for slot in 0..qd {
+            if slots.list[slot].is_null() {
+                continue;
+            }
+            let cb = &raw mut slots.cbs[slot];
+            // SAFETY: `cb` is one of our submitted aiocbs, alive in `slots`.
+            let err = match unsafe { aio::posix::aio_error(cb) } {
+                Ok(libc::EINPROGRESS) => continue,
+                Ok(e) => e,
+                Err(e) => e,
+            };
+            // SAFETY: as above; the request has finished, so its result can be collected.
+            let ret = unsafe { aio::posix::aio_return(cb) }.unwrap_or(-1);
+            slots.list[slot] = std::ptr::null();
+            slots.in_flight -= 1;
+            free.push(slot);
+            let (write, offset) = meta[slot];
+            let res = if err != 0 { -i64::from(err) } else { ret as i64 };
+            if res != bs as i64 {
+                return Err(io_failure(who, write, offset, res, bs, &job.path_shown));
+            }
+            stats.record(write, bs, now.duration_since(started[slot]));
+        }
+        if clock.expired(now) {
+            stopping = true;
+        }
+        add_progress(ctx, &stats, &mut published);
+    }
+}
+
+fn run_sync(ctx: &ThreadCtx<'_>, budget: Budget) -> Result<Stats, String> {
+    let job = ctx.job;
+    let bs = job.bs;
+    let mut gen = OpGen::new(job, ctx.thread, ctx.seed);
+    let mut stats = Stats::new();
+    let mut buf = buffers(ctx, 1).pop().expect("one buffer");
+    let mut clock = Clock::start(budget);
+    let mut published = 0u64;
+    let mut count = 0u32;
+    while clock.take() {
+        let (write, offset) = gen.next();
+        let start = Instant::now();
+        let r = if write {
+            ctx.file.write_at(&buf[..bs], offset)
+        } else {
+            ctx.file.read_at(&mut buf[..bs], offset)
+        };
+        let now = Instant::now();
+        let res = match r {
+            Ok(n) => n as i64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => -i64::from(e.raw_os_error().unwrap_or(libc::EIO)),
+        };
+        if res != bs as i64 {
+            return Err(io_failure("sync", write, offset, res, bs, &job.path_shown));
+        }
+        stats.record(write, bs, now.duration_since(start));
+        count += 1;
+        if count.is_multiple_of(64) {
+            add_progress(ctx, &stats, &mut published);
+        }
+        if clock.expired(now) {
+            break;
+        }
+    }
+    add_progress(ctx, &stats, &mut published);
+    Ok(stats)
+}

@@ -1,0 +1,633 @@
+//! `aio cp SRC DST`: a pipelined asynchronous copy on the driver layer.
+//!
+//! Up to `--iodepth` buffers of `--bs` bytes are in flight at once; each is read from SRC and,
+//! as soon as its read completes, written to the copy at the same offset, then reused. Only the
+//! data ranges of SRC are copied (`lseek` `SEEK_DATA`/`SEEK_HOLE`), so holes stay holes; the
+//! final size is set with `ftruncate`. The copy goes to a temporary file in DST's directory
+//! (`.NAME.aio-cp.XXXXXX`), which gets SRC's permission bits, is fsynced, optionally verified
+//! (`--verify`: checksums of SRC and the copy compared), then renamed over DST, and the directory
+//! is fsynced: a crash leaves DST as it was or complete, never half-written. On any error the
+//! temporary file is removed.
+//!
+//! With `--direct` both files are opened `O_DIRECT`; ranges are widened to the alignment both
+//! files need, the last block is written whole (zero-padded) and the size fixed by `ftruncate`.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aio::driver::{self, Buf, Completion, Driver, Request, SelectOptions};
+use aio::{AlignedBuf, DioAlign, IoBuf, Slice};
+use clap::Args;
+
+use crate::ui::Progress;
+use crate::util::{cause, checksum_file, human_bytes, parse_bool, parse_size, path_error, Failure};
+
+/// `aio cp`: copy a file with many asynchronous requests in flight.
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// The file to copy.
+    src: PathBuf,
+    /// Where to copy it: a file path (replaced atomically), or a directory to copy into.
+    dst: PathBuf,
+    /// Buffers in flight at once.
+    #[arg(long, default_value = "32", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    iodepth: u64,
+    /// Bytes per request (64k, 1M, 4M...).
+    #[arg(long, default_value = "1M", value_parser = bs_arg)]
+    bs: u64,
+    /// O_DIRECT on both files: bypass the page cache (--direct, --direct=1, --direct=0).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "1", default_value = "0", value_parser = parse_bool)]
+    direct: bool,
+    /// Compare checksums of SRC and the copy before putting the copy in place.
+    #[arg(long)]
+    verify: bool,
+}
+
+fn bs_arg(s: &str) -> Result<u64, String> {
+    let v = parse_size(s)?;
+    if v == 0 || v > (1 << 30) {
+        return Err("expected a size between 1 byte and 1 GiB".to_string());
+    }
+    Ok(v)
+}
+
+/// Removes the temporary file on drop unless it was put in place.
+struct TempFile {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Runs `aio cp`.
+pub fn run(args: CpArgs) -> Result<(), Failure> {
+    let start = Instant::now();
+    let src_path = &args.src;
+
+    // SRC: a regular file.
+    let mut src_opts = OpenOptions::new();
+    src_opts.read(true);
+    let probe = File::open(src_path).map_err(|e| path_error("cannot open", src_path, &e))?;
+    let src_md = probe.metadata().map_err(|e| path_error("cannot stat", src_path, &e))?;
+    if src_md.is_dir() {
+        return Err(Failure::run(format!(
+            "{} is a directory (aio cp copies one file)",
+            src_path.display()
+        )));
+    }
+    if !src_md.is_file() {
+        return Err(Failure::run(format!("{} is not a regular file", src_path.display())));
+    }
+    drop(probe);
+
+    // DST: into a directory, or a file path.
+    let dst_path = match std::fs::metadata(&args.dst) {
+        Ok(md) if md.is_dir() => {
+            let name = src_path.file_name().ok_or_else(|| {
+                Failure::run(format!(
+                    "{} has no file name to copy into a directory",
+                    src_path.display()
+                ))
+            })?;
+            args.dst.join(name)
+        }
+        _ => args.dst.clone(),
+    };
+    match std::fs::metadata(&dst_path) {
+        Ok(md) if md.dev() == src_md.dev() && md.ino() == src_md.ino() => {
+            return Err(Failure::run(format!(
+                "{} and {} are the same file",
+                src_path.display(),
+                dst_path.display()
+            )));
+        }
+        Ok(md) if md.is_dir() => {
+            return Err(Failure::run(format!(
+                "cannot overwrite directory {} with a file",
+                dst_path.display()
+            )));
+        }
+        _ => {}
+    }
+    let dst_name = dst_path
+        .file_name()
+        .ok_or_else(|| Failure::run(format!("{} does not name a file", dst_path.display())))?
+        .to_os_string();
+    let dir = match dst_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let dir_handle = File::open(&dir).map_err(|e| path_error("cannot open directory", &dir, &e))?;
+
+    // Open SRC for the copy.
+    if args.direct {
+        src_opts.custom_flags(libc::O_DIRECT);
+    }
+    let src = src_opts.open(src_path).map_err(|e| {
+        direct_hint(
+            path_error(
+                if args.direct { "cannot open with O_DIRECT" } else { "cannot open" },
+                src_path,
+                &e,
+            ),
+            args.direct,
+            &e,
+        )
+    })?;
+    let size = src.metadata().map_err(|e| path_error("cannot stat", src_path, &e))?.len();
+
+    // The temporary file.
+    let (tmp_file, tmp) = create_temp(&dir, &dst_name, args.direct)?;
+    let tmp_path = tmp.path.clone();
+
+    // Alignment and buffers.
+    let (offset_align, mem_align) = if args.direct {
+        let a = DioAlign::of(&src).map_err(|e| {
+            Failure::run(format!("O_DIRECT alignment of {}: {e}", src_path.display()))
+        })?;
+        let b = DioAlign::of(&tmp_file).map_err(|e| {
+            Failure::run(format!("O_DIRECT alignment of {}: {e}", tmp_path.display()))
+        })?;
+        let off = a.offset.max(b.offset);
+        let mem = a.buffer_align().max(b.buffer_align());
+        if !args.bs.is_multiple_of(off as u64) {
+            return Err(Failure::usage(format!(
+                "--bs {} is not a multiple of the O_DIRECT alignment ({off} bytes) of {} and {}",
+                args.bs,
+                src_path.display(),
+                dir.display()
+            )));
+        }
+        (off as u64, mem.max(4096))
+    } else {
+        (1, 4096)
+    };
+
+    let ranges = data_ranges(&src, size, offset_align).map_err(|e| {
+        Failure::run(path_error("cannot find the data ranges (SEEK_DATA) of", src_path, &e))
+    })?;
+    let data_bytes: u64 = ranges.iter().map(|(s, e)| e - s).sum();
+
+    let mut select = SelectOptions::default();
+    select.uring.entries = (args.iodepth as u32 * 2).next_power_of_two().max(64);
+    select.kernel.max_events = (args.iodepth as usize * 2).max(64);
+    let (driver, selection) =
+        driver::select_shared(&select).map_err(|e| Failure::run(format!("no I/O engine: {e}")))?;
+
+    let progress = Progress::bytes(data_bytes);
+    let copy = Copy {
+        driver: driver.clone(),
+        src: &src,
+        dst: &tmp_file,
+        src_path,
+        tmp_path: &tmp_path,
+        size,
+        bs: args.bs,
+        depth: args.iodepth as usize,
+        align: offset_align,
+        mem_align,
+        progress: &progress,
+    };
+    let stats = copy.run(&ranges)?;
+    drop(driver);
+
+    // Size, permissions, durability.
+    tmp_file
+        .set_len(size)
+        .map_err(|e| Failure::run(path_error("cannot set the size of", &tmp_path, &e)))?;
+    let mode = src_md.permissions().mode() & 0o7777;
+    tmp_file
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Failure::run(path_error("cannot set the permissions of", &tmp_path, &e)))?;
+    tmp_file.sync_all().map_err(|e| Failure::run(path_error("cannot fsync", &tmp_path, &e)))?;
+    progress.clear();
+
+    let mut verified = None;
+    if args.verify {
+        verified = Some(verify(src_path, &tmp_path, &dst_path, size)?);
+    }
+
+    std::fs::rename(&tmp_path, &dst_path).map_err(|e| {
+        Failure::run(format!(
+            "cannot rename {} to {}: {}",
+            tmp_path.display(),
+            dst_path.display(),
+            cause(&e)
+        ))
+    })?;
+    let mut tmp = tmp;
+    tmp.armed = false;
+    dir_handle
+        .sync_all()
+        .map_err(|e| Failure::run(path_error("cannot fsync directory", &dir, &e)))?;
+
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "copied {} ({size} bytes, {} in {} data range(s)) from {} to {} in {secs:.3} s ({:.1} MiB/s); \
+         {} reads, {} writes, {} x {} in flight{}, engine {}",
+        human_bytes(size),
+        human_bytes(data_bytes),
+        ranges.len(),
+        src_path.display(),
+        dst_path.display(),
+        size as f64 / secs.max(1e-9) / (1u64 << 20) as f64,
+        stats.reads,
+        stats.writes,
+        args.iodepth,
+        human_bytes(args.bs),
+        if args.direct { ", O_DIRECT" } else { "" },
+        selection
+    );
+    if let Some(sum) = verified {
+        println!(
+            "verified: {} and {} have the same checksum ({sum:016x})",
+            src_path.display(),
+            dst_path.display()
+        );
+    }
+    Ok(())
+}
+
+fn direct_hint(mut msg: String, direct: bool, e: &io::Error) -> Failure {
+    if direct && e.raw_os_error() == Some(libc::EINVAL) {
+        msg.push_str(" (this filesystem does not support O_DIRECT; copy without --direct)");
+    }
+    Failure::run(msg)
+}
+
+/// Creates `DIR/.NAME.aio-cp.XXXXXX` (mode 0600 until the copy is complete).
+fn create_temp(
+    dir: &Path,
+    name: &std::ffi::OsStr,
+    direct: bool,
+) -> Result<(File, TempFile), Failure> {
+    let mut state = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut last = None;
+    for _ in 0..100 {
+        let suffix: String = (0..6)
+            .map(|_| {
+                CHARS[(crate::util::splitmix64(&mut state) % CHARS.len() as u64) as usize] as char
+            })
+            .collect();
+        let mut file_name = std::ffi::OsString::from(".");
+        file_name.push(name);
+        file_name.push(format!(".aio-cp.{suffix}"));
+        let path = dir.join(file_name);
+        let mut o = OpenOptions::new();
+        o.write(true).create_new(true).mode(0o600);
+        if direct {
+            o.custom_flags(libc::O_DIRECT);
+        }
+        match o.open(&path) {
+            Ok(f) => return Ok((f, TempFile { path, armed: true })),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some((path, e)),
+            Err(e) if direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                // The file was made before O_DIRECT was refused.
+                let _ = std::fs::remove_file(&path);
+                return Err(direct_hint(
+                    path_error("cannot create with O_DIRECT", &path, &e),
+                    direct,
+                    &e,
+                ));
+            }
+            Err(e) => return Err(Failure::run(path_error("cannot create", &path, &e))),
+        }
+    }
+    let (path, e) = last.expect("a try was made");
+    Err(Failure::run(path_error("cannot create", &path, &e)))
+}
+
+/// The data ranges of `file` (`SEEK_DATA`/`SEEK_HOLE`), widened to multiples of `align`,
+/// merged, and within the file (rounded up to `align`). The whole file when the filesystem
+/// cannot tell.
+fn data_ranges(file: &File, size: u64, align: u64) -> io::Result<Vec<(u64, u64)>> {
+    let fd = file.as_raw_fd();
+    let limit = size.next_multiple_of(align);
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    let mut off = 0u64;
+    while off < size {
+        let data = match seek(fd, off, libc::SEEK_DATA) {
+            Ok(d) => d,
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => break,
+            Err(e)
+                if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP))
+                    && off == 0 =>
+            {
+                return Ok(vec![(0, limit)]);
+            }
+            Err(e) => return Err(e),
+        };
+        if data >= size {
+            break;
+        }
+        let hole = match seek(fd, data, libc::SEEK_HOLE) {
+            Ok(h) => h.min(size),
+            Err(e) => return Err(e),
+        };
+        let start = data / align * align;
+        let end = hole.next_multiple_of(align).min(limit);
+        match out.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => out.push((start, end)),
+        }
+        off = hole.max(data + 1);
+    }
+    Ok(out)
+}
+
+fn seek(fd: RawFd, off: u64, whence: i32) -> io::Result<u64> {
+    // SAFETY: lseek on an open descriptor with plain integers.
+    let r = unsafe { libc::lseek(fd, off as libc::off_t, whence) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as u64)
+    }
+}
+
+/// Checksums SRC and the copy (in parallel) and compares them.
+fn verify(src: &Path, tmp: &Path, dst: &Path, size: u64) -> Result<u64, Failure> {
+    let sum = |p: &Path| -> Result<(u64, u64), Failure> {
+        let f =
+            File::open(p).map_err(|e| Failure::run(path_error("verify: cannot open", p, &e)))?;
+        checksum_file(&f).map_err(|e| Failure::run(path_error("verify: cannot read", p, &e)))
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let other = s.spawn(|| sum(tmp));
+        let a = sum(src);
+        let b = other.join().unwrap_or_else(|_| Err(Failure::run("verify: a thread panicked")));
+        (a, b)
+    });
+    let (a, alen) = a?;
+    let (b, blen) = b?;
+    if a != b || alen != blen || alen != size {
+        return Err(Failure::run(format!(
+            "verify failed: {} has checksum {a:016x} ({alen} bytes) but the copy has {b:016x} \
+             ({blen} bytes); {} was left untouched",
+            src.display(),
+            dst.display()
+        )));
+    }
+    Ok(a)
+}
+
+/// Counts of requests.
+struct CopyStats {
+    reads: u64,
+    writes: u64,
+}
+
+/// What a buffer in flight is doing.
+#[derive(Clone, Copy)]
+enum Phase {
+    Idle,
+    /// Reading `len` bytes at `off`.
+    Read {
+        off: u64,
+        len: u64,
+    },
+    /// Writing bytes `from..to` of the buffer to `off + from`; the buffer holds `to` bytes for
+    /// `off`.
+    Write {
+        off: u64,
+        from: u64,
+        to: u64,
+    },
+}
+
+struct Copy<'a> {
+    driver: Arc<dyn Driver>,
+    src: &'a File,
+    dst: &'a File,
+    src_path: &'a Path,
+    tmp_path: &'a Path,
+    size: u64,
+    bs: u64,
+    depth: usize,
+    align: u64,
+    mem_align: usize,
+    progress: &'a Progress,
+}
+
+impl Copy<'_> {
+    fn run(&self, ranges: &[(u64, u64)]) -> Result<CopyStats, Failure> {
+        let src_fd = self.src.as_raw_fd();
+        let dst_fd = self.dst.as_raw_fd();
+        let bs = self.bs;
+        // The chunks to read: (offset, length), each within one data range.
+        let mut chunks: VecDeque<(u64, u64)> = VecDeque::new();
+        let mut ranges = ranges.iter().copied();
+        let mut current: Option<(u64, u64)> = None;
+        let mut next_chunk = |chunks: &mut VecDeque<(u64, u64)>| -> Option<(u64, u64)> {
+            if let Some(c) = chunks.pop_front() {
+                return Some(c);
+            }
+            loop {
+                match current {
+                    Some((s, e)) if s < e => {
+                        let len = (e - s).min(bs);
+                        current = Some((s + len, e));
+                        return Some((s, len));
+                    }
+                    _ => current = Some(ranges.next()?),
+                }
+            }
+        };
+        let depth = self.depth;
+        let mut bufs: Vec<Option<AlignedBuf>> = (0..depth)
+            .map(|_| {
+                let mut b = AlignedBuf::new(bs as usize, self.mem_align);
+                b.set_len(b.capacity());
+                Some(b)
+            })
+            .collect();
+        let mut phase = vec![Phase::Idle; depth];
+        let mut free: Vec<usize> = (0..depth).rev().collect();
+        // Requests the driver could not take yet (it was full).
+        let mut pending: VecDeque<Request> = VecDeque::new();
+        let mut in_flight = 0usize;
+        let mut out: Vec<Completion> = Vec::with_capacity(depth);
+        let mut stats = CopyStats { reads: 0, writes: 0 };
+        let mut copied = 0u64;
+        let mut last_progress = Instant::now();
+        let mut exhausted = false;
+
+        let queue = |req: Request,
+                     pending: &mut VecDeque<Request>,
+                     in_flight: &mut usize|
+         -> Result<(), Failure> {
+            match self.driver.queue(req) {
+                Ok(()) => {
+                    *in_flight += 1;
+                    Ok(())
+                }
+                Err(r) if r.is_full() => {
+                    pending.push_back(*r.request);
+                    Ok(())
+                }
+                Err(r) => Err(Failure::run(format!(
+                    "{} refused a request: {}",
+                    self.driver.name(),
+                    r.error
+                ))),
+            }
+        };
+
+        loop {
+            // Requests that waited for room first, then new reads.
+            while let Some(req) = pending.pop_front() {
+                let before = pending.len();
+                queue(req, &mut pending, &mut in_flight)?;
+                if pending.len() > before {
+                    break;
+                }
+            }
+            while pending.is_empty() && !exhausted {
+                let Some(&slot) = free.last() else { break };
+                let Some((off, len)) = next_chunk(&mut chunks) else {
+                    exhausted = true;
+                    break;
+                };
+                free.pop();
+                let buf = bufs[slot].take().expect("a free buffer").slice(0..len as usize);
+                phase[slot] = Phase::Read { off, len };
+                stats.reads += 1;
+                queue(
+                    Request::read(src_fd, Buf::for_read(buf), off, slot as u64),
+                    &mut pending,
+                    &mut in_flight,
+                )?;
+            }
+            if in_flight == 0 && pending.is_empty() {
+                break;
+            }
+            out.clear();
+            match self.driver.reap(1, depth, None, &mut out) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Failure::run(format!("{}: reap: {e}", self.driver.name()))),
+            }
+            for c in out.drain(..) {
+                in_flight -= 1;
+                let slot = c.user_data as usize;
+                let res = c.res;
+                let mut buf = c
+                    .buf
+                    .take::<Slice<AlignedBuf>>()
+                    .map(Slice::into_inner)
+                    .ok_or_else(|| Failure::run("a completion came back without its buffer"))?;
+                match phase[slot] {
+                    Phase::Idle => return Err(Failure::run("a completion for no request")),
+                    Phase::Read { off, len } => {
+                        if res < 0 {
+                            let e = io::Error::from_raw_os_error(-res as i32);
+                            return Err(Failure::run(format!(
+                                "cannot read {} at offset {off}: {}",
+                                self.src_path.display(),
+                                cause(&e)
+                            )));
+                        }
+                        let n = res as u64;
+                        if n == 0 {
+                            return Err(Failure::run(format!(
+                                "{} ended at {off} bytes while being copied (it was {} bytes): \
+                                 did it shrink?",
+                                self.src_path.display(),
+                                self.size
+                            )));
+                        }
+                        let at_eof = off + n >= self.size;
+                        if n < len && !at_eof {
+                            // A short read inside the file: read the rest as a chunk of its own.
+                            chunks.push_front((off + n, len - n));
+                        }
+                        // With O_DIRECT, write whole aligned blocks: zero the padding past the
+                        // data (the size is fixed by ftruncate at the end).
+                        let to = if self.align > 1 {
+                            n.next_multiple_of(self.align).min(len.max(n))
+                        } else {
+                            n
+                        };
+                        let to = to.max(n);
+                        if to > n {
+                            buf[n as usize..to as usize].fill(0);
+                        }
+                        phase[slot] = Phase::Write { off, from: 0, to };
+                        stats.writes += 1;
+                        let slice = buf.slice(0..to as usize);
+                        queue(
+                            Request::write(dst_fd, Buf::for_write(slice), off, slot as u64),
+                            &mut pending,
+                            &mut in_flight,
+                        )?;
+                    }
+                    Phase::Write { off, from, to } => {
+                        if res < 0 {
+                            let e = io::Error::from_raw_os_error(-res as i32);
+                            return Err(Failure::run(format!(
+                                "cannot write {} at offset {}: {}",
+                                self.tmp_path.display(),
+                                off + from,
+                                cause(&e)
+                            )));
+                        }
+                        let n = res as u64;
+                        if n == 0 {
+                            let e = io::Error::from_raw_os_error(libc::ENOSPC);
+                            return Err(Failure::run(format!(
+                                "cannot write {} at offset {}: {}",
+                                self.tmp_path.display(),
+                                off + from,
+                                cause(&e)
+                            )));
+                        }
+                        if from + n < to {
+                            // A short write: write the rest.
+                            let from = from + n;
+                            phase[slot] = Phase::Write { off, from, to };
+                            stats.writes += 1;
+                            let slice = buf.slice(from as usize..to as usize);
+                            queue(
+                                Request::write(
+                                    dst_fd,
+                                    Buf::for_write(slice),
+                                    off + from,
+                                    slot as u64,
+                                ),
+                                &mut pending,
+                                &mut in_flight,
+                            )?;
+                        } else {
+                            copied += to;
+                            phase[slot] = Phase::Idle;
+                            bufs[slot] = Some(buf);
+                            free.push(slot);
+                        }
+                    }
+                }
+            }
+            if self.progress.is_shown() && last_progress.elapsed() > Duration::from_millis(50) {
+                self.progress.position(copied);
+                last_progress = Instant::now();
+            }
+        }
+        self.progress.position(copied);
+        Ok(stats)
+    }
+}

@@ -1,0 +1,191 @@
+//! Helpers shared by the `aio` command's tests: running the binary, a directory on a real
+//! filesystem, skip reporting, small mounts for full-disk cases.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Prints `SKIP <name>: <reason>` where it is seen even when the harness captures output.
+pub fn skip(name: &str, reason: &str) {
+    let _ = std::io::stderr().write_all(format!("SKIP {name}: {reason}\n").as_bytes());
+}
+
+/// A fresh directory for one test, under `$AIO_TEST_DIR` if set, else under cargo's target
+/// tmp directory (on the build's filesystem, a real disk here, not tmpfs).
+pub fn test_dir() -> tempfile::TempDir {
+    let base = std::env::var_os("AIO_TEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
+    std::fs::create_dir_all(&base).expect("create the test base directory");
+    tempfile::Builder::new().prefix("aio-cli-").tempdir_in(&base).expect("create a test directory")
+}
+
+/// What a run of `aio` gave.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with both outputs unless the exit status is `code`.
+    pub fn expect_code(&self, code: i32, what: &str) -> &Run {
+        assert_eq!(
+            self.code, code,
+            "{what}: exit status {} (wanted {code})\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Panics unless stderr contains `needle`.
+    pub fn expect_stderr(&self, needle: &str) -> &Run {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Panics unless stdout contains `needle`.
+    pub fn expect_stdout(&self, needle: &str) -> &Run {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Parses stdout as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e})\n--- stdout\n{}\n--- stderr\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Runs `aio ARGS` in `cwd` with extra environment variables.
+pub fn aio_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aio"));
+    cmd.args(args).current_dir(cwd).env_remove("AIO_ENGINE").env_remove("AIO_PRETEND_NO_URING");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Run::from(cmd.output().expect("run the aio binary"))
+}
+
+/// Runs `aio ARGS` in `cwd`.
+pub fn aio(cwd: &Path, args: &[&str]) -> Run {
+    aio_env(cwd, args, &[])
+}
+
+/// Whether we are root (mounting needs it).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A filesystem mounted for one test, unmounted (lazily) on drop.
+pub struct Mount {
+    pub dir: PathBuf,
+    image: Option<PathBuf>,
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        if let Some(img) = &self.image {
+            let _ = std::fs::remove_file(img);
+        }
+    }
+}
+
+fn run_ok(cmd: &mut Command) -> Result<(), String> {
+    match cmd.output() {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(format!("{cmd:?}: {}", String::from_utf8_lossy(&o.stderr).trim())),
+        Err(e) => Err(format!("{cmd:?}: {e}")),
+    }
+}
+
+/// A tmpfs of `size` (as mount takes it: `1m`) at `dir`, or why not.
+pub fn mount_tmpfs(dir: &Path, size: &str) -> Result<Mount, String> {
+    if !is_root() {
+        return Err("not root: cannot mount a small tmpfs".into());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    run_ok(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir),
+    )?;
+    Ok(Mount { dir: dir.to_path_buf(), image: None })
+}
+
+/// A small ext4 (`mb` MiB) on a loop device at `dir`, or why not.
+pub fn mount_ext4(image: &Path, dir: &Path, mb: u64) -> Result<Mount, String> {
+    if !is_root() {
+        return Err("not root: cannot mount a loop ext4".into());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let f = std::fs::File::create(image).map_err(|e| e.to_string())?;
+    f.set_len(mb << 20).map_err(|e| e.to_string())?;
+    drop(f);
+    let cleanup = |e: String| {
+        let _ = std::fs::remove_file(image);
+        e
+    };
+    run_ok(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(image)).map_err(cleanup)?;
+    run_ok(Command::new("mount").args(["-o", "loop"]).arg(image).arg(dir)).map_err(cleanup)?;
+    Ok(Mount { dir: dir.to_path_buf(), image: Some(image.to_path_buf()) })
+}
+
+/// The filesystem type of `path` (`stat -f -c %T`).
+pub fn fs_type(path: &Path) -> String {
+    Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(path)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// `len` bytes of a pattern that differs at every position and with `seed`.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// The names in `dir`.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("read the directory")
+        .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}

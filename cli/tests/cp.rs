@@ -1,0 +1,208 @@
+//! `aio cp`, run as a program on real files: sizes, holes, permissions, --verify, --direct,
+//! and the failures (missing SRC, SRC = DST, directories, no space left) leaving no partial DST.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use common::{aio, mount_ext4, mount_tmpfs, names, pattern, skip, test_dir};
+
+fn write_file(path: &Path, data: &[u8], mode: u32) {
+    fs::write(path, data).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Copies `data` with `extra` options and checks the copy: same bytes, same mode, no
+/// temporary file left.
+fn roundtrip(dir: &Path, data: &[u8], mode: u32, extra: &[&str]) {
+    let src = dir.join("src.bin");
+    let dst = dir.join("dst.bin");
+    let _ = fs::remove_file(&dst);
+    write_file(&src, data, mode);
+    let mut args = vec!["cp", src.to_str().unwrap(), dst.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let run = aio(dir, &args);
+    run.expect_code(0, &format!("cp of {} bytes {extra:?}", data.len()));
+    run.expect_stdout(&format!("({} bytes", data.len()));
+    let copy = fs::read(&dst).unwrap();
+    assert_eq!(copy.len(), data.len(), "{extra:?}");
+    assert!(copy == data, "{} bytes {extra:?}: contents differ", data.len());
+    assert_eq!(fs::metadata(&dst).unwrap().permissions().mode() & 0o7777, mode, "{extra:?}");
+    if extra.contains(&"--verify") {
+        run.expect_stdout("have the same checksum");
+    }
+    let left: Vec<String> = names(dir).into_iter().filter(|n| n.contains("aio-cp")).collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}
+
+#[test]
+fn sizes_buffered_and_direct() {
+    let dir = test_dir();
+    let sizes = [0usize, 1, 4095, 4097, (5 << 20) + 123];
+    for (i, &len) in sizes.iter().enumerate() {
+        let data = pattern(len, i as u64 + 1);
+        roundtrip(dir.path(), &data, 0o640, &["--verify"]);
+        roundtrip(dir.path(), &data, 0o755, &["--direct", "--verify"]);
+        roundtrip(dir.path(), &data, 0o600, &["--iodepth", "3", "--bs", "4k"]);
+        roundtrip(dir.path(), &data, 0o644, &["--direct=1", "--iodepth", "1", "--bs", "8k"]);
+    }
+}
+
+#[test]
+fn sparse_files_keep_their_holes() {
+    let dir = test_dir();
+    let src = dir.path().join("sparse.bin");
+    let f = fs::File::create(&src).unwrap();
+    let total: u64 = 64 << 20;
+    f.set_len(total).unwrap();
+    use std::os::unix::fs::FileExt;
+    let pieces: [(u64, usize); 4] =
+        [(0, 4096), (8 << 20, 65536 + 17), (40 << 20, 1 << 20), (total - 100, 100)];
+    for (i, (off, len)) in pieces.iter().enumerate() {
+        f.write_all_at(&pattern(*len, i as u64 + 10), *off).unwrap();
+    }
+    f.sync_all().unwrap();
+    drop(f);
+    let src_blocks = fs::metadata(&src).unwrap().blocks();
+    if src_blocks * 512 >= total / 2 {
+        skip(
+            "sparse_files_keep_their_holes",
+            &format!("this filesystem did not keep the source sparse ({src_blocks} blocks)"),
+        );
+        return;
+    }
+    let expected = fs::read(&src).unwrap();
+    for extra in [&[][..], &["--direct"][..], &["--bs", "64k", "--iodepth", "2"][..]] {
+        let dst = dir.path().join("copy.bin");
+        let _ = fs::remove_file(&dst);
+        let mut args = vec!["cp", src.to_str().unwrap(), dst.to_str().unwrap(), "--verify"];
+        args.extend_from_slice(extra);
+        let run = aio(dir.path(), &args);
+        run.expect_code(0, &format!("sparse {extra:?}"));
+        run.expect_stdout("in 4 data range(s)");
+        let md = fs::metadata(&dst).unwrap();
+        assert_eq!(md.len(), total);
+        // The copy allocates what the source does (give or take a block per range).
+        assert!(
+            md.blocks() <= src_blocks + 4 * 8,
+            "{extra:?}: copy has {} blocks, source {src_blocks}",
+            md.blocks()
+        );
+        assert!(fs::read(&dst).unwrap() == expected, "{extra:?}: contents differ");
+    }
+    // A file that is all hole.
+    let hole = dir.path().join("hole.bin");
+    fs::File::create(&hole).unwrap().set_len(10 << 20).unwrap();
+    let dst = dir.path().join("hole-copy.bin");
+    aio(dir.path(), &["cp", hole.to_str().unwrap(), dst.to_str().unwrap()])
+        .expect_code(0, "all hole")
+        .expect_stdout("in 0 data range(s)");
+    let md = fs::metadata(&dst).unwrap();
+    assert_eq!(md.len(), 10 << 20);
+    assert_eq!(md.blocks(), 0);
+}
+
+#[test]
+fn replaces_an_existing_dst_and_copies_into_a_directory() {
+    let dir = test_dir();
+    let src = dir.path().join("a.bin");
+    let data = pattern(300_000, 3);
+    write_file(&src, &data, 0o644);
+    let dst = dir.path().join("b.bin");
+    write_file(&dst, b"old contents that are longer than nothing", 0o600);
+    aio(dir.path(), &["cp", "a.bin", "b.bin"]).expect_code(0, "replace");
+    assert!(fs::read(&dst).unwrap() == data);
+    assert_eq!(fs::metadata(&dst).unwrap().permissions().mode() & 0o777, 0o644);
+    let sub = dir.path().join("sub");
+    fs::create_dir(&sub).unwrap();
+    aio(dir.path(), &["cp", "a.bin", "sub"]).expect_code(0, "into a directory");
+    assert!(fs::read(sub.join("a.bin")).unwrap() == data);
+    assert_eq!(names(&sub), vec!["a.bin".to_string()]);
+}
+
+#[test]
+fn errors_name_the_path_and_leave_nothing_behind() {
+    let dir = test_dir();
+    let d = dir.path();
+    write_file(&d.join("f.bin"), &pattern(10_000, 4), 0o644);
+    fs::create_dir(d.join("adir")).unwrap();
+    let before = names(d);
+
+    aio(d, &["cp", "missing.bin", "x.bin"])
+        .expect_code(1, "missing SRC")
+        .expect_stderr("aio cp: cannot open missing.bin: No such file or directory");
+    aio(d, &["cp", "f.bin", "f.bin"])
+        .expect_code(1, "SRC = DST")
+        .expect_stderr("are the same file");
+    aio(d, &["cp", "f.bin", "./f.bin"])
+        .expect_code(1, "SRC = DST by another name")
+        .expect_stderr("are the same file");
+    fs::hard_link(d.join("f.bin"), d.join("link.bin")).unwrap();
+    aio(d, &["cp", "f.bin", "link.bin"])
+        .expect_code(1, "hard link")
+        .expect_stderr("are the same file");
+    fs::remove_file(d.join("link.bin")).unwrap();
+    aio(d, &["cp", "adir", "y.bin"])
+        .expect_code(1, "SRC a directory")
+        .expect_stderr("adir is a directory");
+    fs::create_dir(d.join("adir/f.bin")).unwrap();
+    aio(d, &["cp", "f.bin", "adir"])
+        .expect_code(1, "DST/NAME a directory")
+        .expect_stderr("cannot overwrite directory");
+    fs::remove_dir(d.join("adir/f.bin")).unwrap();
+    aio(d, &["cp", "f.bin", "nodir/x.bin"])
+        .expect_code(1, "DST in a missing directory")
+        .expect_stderr("cannot open directory nodir: No such file or directory");
+    assert_eq!(names(d), before, "an error left something behind");
+    assert!(names(&d.join("adir")).is_empty());
+
+    // Usage errors.
+    aio(d, &["cp", "f.bin"]).expect_code(2, "no DST").expect_stderr("required");
+    aio(d, &["cp", "f.bin", "g.bin", "--bs", "0"]).expect_code(2, "bs 0").expect_stderr("--bs");
+    aio(d, &["cp", "f.bin", "g.bin", "--iodepth", "0"])
+        .expect_code(2, "iodepth 0")
+        .expect_stderr("--iodepth");
+    aio(d, &["cp", "f.bin", "g.bin", "--direct", "--bs", "1000"])
+        .expect_code(2, "misaligned bs")
+        .expect_stderr("not a multiple of the O_DIRECT alignment");
+    assert_eq!(names(d), before);
+}
+
+#[test]
+fn no_space_left_leaves_no_partial_dst() {
+    let dir = test_dir();
+    let src = dir.path().join("big.bin");
+    write_file(&src, &pattern(3 << 20, 5), 0o644);
+    let s = src.to_str().unwrap();
+
+    // Buffered, on a 1 MiB tmpfs.
+    match mount_tmpfs(&dir.path().join("tiny"), "1m") {
+        Err(why) => skip("no_space_left_leaves_no_partial_dst (tmpfs)", &why),
+        Ok(m) => {
+            let dst = m.dir.join("copy.bin");
+            aio(dir.path(), &["cp", s, dst.to_str().unwrap()])
+                .expect_code(1, "ENOSPC buffered")
+                .expect_stderr("No space left on device");
+            assert_eq!(names(&m.dir), Vec::<String>::new(), "partial copy left on tmpfs");
+        }
+    }
+
+    // O_DIRECT, on a small loop-mounted ext4.
+    match mount_ext4(&dir.path().join("ext4.img"), &dir.path().join("ext4"), 4) {
+        Err(why) => skip("no_space_left_leaves_no_partial_dst (ext4 --direct)", &why),
+        Ok(m) => {
+            let dst = m.dir.join("copy.bin");
+            // Keep an old DST: it must stay as it was.
+            fs::write(&dst, b"previous").unwrap();
+            aio(dir.path(), &["cp", s, dst.to_str().unwrap(), "--direct"])
+                .expect_code(1, "ENOSPC direct")
+                .expect_stderr("No space left on device");
+            let left: Vec<String> =
+                names(&m.dir).into_iter().filter(|n| n != "lost+found").collect();
+            assert_eq!(left, vec!["copy.bin".to_string()], "partial copy left on ext4");
+            assert_eq!(fs::read(&dst).unwrap(), b"previous");
+        }
+    }
+}
