@@ -17,23 +17,60 @@
 //! calling threads — `aio_error`, `aio_return` and `aio_suspend` look without waiting, and
 //! `aio_suspend` and `lio_listio(LIO_WAIT)` wait in the driver — and, when some request asks
 //! for a signal or a thread (`SIGEV_SIGNAL`, `SIGEV_THREAD`, `SIGEV_THREAD_ID`), by one
-//! background thread that exists only while such requests are in flight.
+//! background thread that runs while such requests are in flight and exits a second after the
+//! last. It, and any thread the driver starts (the pool's), block every signal, as glibc's
+//! helper threads do, so the program's signals go to the program's threads.
 //!
 //! # Semantics, where POSIX leaves room
 //!
+//! glibc's behaviour is kept except where noted; the C suite in `posixaio/tests/` compares the
+//! two and lists each difference with its reason.
+//!
 //! - `aio_error` of an aiocb this library never submitted gives `EINVAL` (glibc returns the
 //!   aiocb's `__error_code` field, 0 for a zeroed one).
-//! - `aio_return` before completion gives `-1`/`EINPROGRESS`; after it, the return value — and
-//!   the same value again on later calls, as glibc does.
-//! - Submitting an aiocb that is still in flight gives `EINVAL` (glibc would corrupt its queue).
+//! - `aio_return` before completion gives `-1`/`EINPROGRESS` (glibc: 0); after it, the return
+//!   value — and the same value again on later calls, as glibc does.
+//! - Submitting an aiocb that is still in flight gives `EINVAL` and leaves it alone (glibc
+//!   would corrupt its queue).
+//! - Refused at once, with `-1` and the errno also stored in the aiocb (as glibc does for
+//!   `aio_reqprio`): `aio_reqprio` outside 0 to `AIO_PRIO_DELTA_MAX` (`EINVAL`; not checked for
+//!   `aio_fsync`, as in glibc), a bad `aio_sigevent` (`EINVAL`: an unknown `sigev_notify`, a
+//!   signal number beyond `SIGRTMAX`, `SIGEV_THREAD` without a function, `SIGEV_THREAD_ID` for
+//!   a thread not in this process — glibc takes these and never notifies, or crashes), more
+//!   than [`AIO_MAX`] requests in flight (`EAGAIN`). A null aiocb gives `EINVAL` (glibc
+//!   crashes).
 //! - A bad descriptor, a negative offset, an unknown `lio_listio` opcode: the request is
 //!   accepted and fails, with the errno in `aio_error` (as glibc does); `aio_fsync` checks the
 //!   descriptor at once (`EBADF`), as glibc does.
-//! - `aio_fsync` waits for every write to its descriptor queued before it, then syncs.
+//! - Requests on one descriptor run at once, in no particular order (glibc runs them one at a
+//!   time). `aio_fsync` waits for every write to its descriptor queued before it, then syncs.
+//! - `aio_cancel` cancels what the engine can stop: with io_uring, a read or write waiting on
+//!   a pipe or socket too (glibc's thread is blocked in `read` and cannot be stopped:
+//!   `AIO_NOTCANCELED`). A cancelled request is notified, with `ECANCELED`, as in glibc.
+//! - `lio_listio` sends each entry's own notification and the list's (as glibc does since
+//!   2.4). An entry refused at once gets its errno in its status and the list fails with
+//!   `EIO` (`EAGAIN` if it was for lack of room); the other entries run (glibc's `LIO_NOWAIT`
+//!   reports such a refusal with the entry's errno, `EINVAL`).
+//! - Notification: `SIGEV_SIGNAL` queues the signal to the process with `si_code` `SI_ASYNCIO`
+//!   and `si_value` from `sigev_value`, once the status is final; `SIGEV_THREAD` runs the
+//!   function on a new thread made with `sigev_notify_attributes` (detached when there are
+//!   none) and no signal blocked; `SIGEV_THREAD_ID` queues the signal to the thread in
+//!   `_sigev_un._tid` (glibc's POSIX AIO ignores `SIGEV_THREAD_ID` and sends nothing).
+//! - `aio_reqprio` above 0 lowers the request's I/O priority (best effort, levels 5 to 7) where
+//!   the engine can apply one.
 //! - Limits: [`AIO_LISTIO_MAX`] entries per `lio_listio` (`EINVAL` beyond), [`AIO_MAX`]
-//!   requests in flight at once (`EAGAIN` beyond). glibc's `sysconf` reports both as -1
-//!   (indeterminate); these are this library's.
-//! - After `fork`, the child starts with no requests in flight and a fresh engine.
+//!   requests in flight at once (`EAGAIN` beyond). glibc's `sysconf(_SC_AIO_LISTIO_MAX)` and
+//!   `sysconf(_SC_AIO_MAX)` say -1 (no limit); these are this library's.
+//! - `aio_init` sizes the engine if called before the first request: `aio_threads` the pool's
+//!   threads, `aio_num` the io_uring and kernel AIO queue depth, `aio_idle_time` how long an
+//!   idle pool thread stays.
+//! - After `fork`, the child starts with no requests in flight and a fresh engine; the
+//!   parent's requests complete in the parent.
+//! - With io_uring, the kernel may need the thread that submitted a request to finish it (a
+//!   read that waited on a pipe) or to start an io_uring worker; it interrupts that thread's
+//!   blocking system call to do so, and calls it does not restart (`sigtimedwait`,
+//!   `epoll_wait`) fail with `EINTR` although no signal arrived. Programs that retry on
+//!   `EINTR`, as they must for signals anyway, are unaffected.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io;
@@ -97,7 +134,7 @@ impl Notify {
                 } else {
                     // SAFETY: for SIGEV_THREAD_ID the union holds the thread id.
                     let tid = unsafe { ev.sigev_un.tid };
-                    if tid <= 0 {
+                    if tid <= 0 || !abi::is_own_thread(tid) {
                         return Err(libc::EINVAL);
                     }
                     Notify::ThreadId { signo: ev.sigev_signo, value: ev.sigev_value, tid }
@@ -203,7 +240,14 @@ struct Engine {
     /// Whether a thread is waiting in the driver for completions.
     waiting: AtomicBool,
     notifier: Mutex<Option<std::thread::Thread>>,
+    /// Whether the driver starts threads of its own when requests are queued (the pool, and
+    /// kernel AIO's pool for buffered files): they are queued with every signal blocked, so
+    /// those threads never take the program's signals.
+    block_signals: bool,
 }
+
+/// How long the background notifier stays without requests that need it, before it exits.
+const NOTIFIER_IDLE: Duration = Duration::from_secs(1);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -249,9 +293,11 @@ fn engine() -> Result<&'static Engine, Errno> {
     }
     let (driver, selection) =
         driver::select_shared(&opts).map_err(|e| e.raw_os_error().unwrap_or(libc::EAGAIN))?;
+    let block_signals = selection.engine != driver::Engine::Uring;
     let engine = Box::leak(Box::new(Engine {
         driver,
         selection,
+        block_signals,
         state: Mutex::new(State::default()),
         generation: AtomicU32::new(0),
         sleepers: AtomicU32::new(0),
@@ -297,6 +343,8 @@ impl Engine {
             return Err(libc::EINVAL);
         }
         if st.reqs.len() >= AIO_MAX {
+            // SAFETY: valid, and not in flight: its status is ours to set (as glibc does).
+            unsafe { abi::aiocb_set_status(cb, -1, libc::EAGAIN) };
             return Err(libc::EAGAIN);
         }
         st.seq += 1;
@@ -338,6 +386,11 @@ impl Engine {
         let req = &st.reqs[key];
         // SAFETY: the request's aiocb is valid while it is in flight (the C API contract).
         let f = unsafe { abi::aiocb_fields(req.cb) };
+        if f.fildes < 0 {
+            // No descriptor at all: what the kernel would answer, without asking any driver.
+            self.finish_locked(st, key, -i64::from(libc::EBADF), done);
+            return;
+        }
         let request = match req.kind {
             Kind::Read | Kind::Write => {
                 let write = req.kind == Kind::Write;
@@ -347,7 +400,8 @@ impl Engine {
                 let op = if write { Op::Write } else { Op::Read };
                 let mut r = Request::new(op, f.fildes, f.offset as u64, buf, key as u64);
                 if f.reqprio > 0 {
-                    // A higher aio_reqprio means a lower priority: best-effort levels 4 to 7.
+                    // A higher aio_reqprio means a lower priority: best-effort levels 5 to 7 (4,
+                    // the default, is what 0 gets).
                     let level =
                         4 + (f.reqprio * 3 + abi::AIO_PRIO_DELTA_MAX - 1) / abi::AIO_PRIO_DELTA_MAX;
                     r = r.with_ioprio(IoPriority::new(IoClass::BestEffort, level.min(7) as u8));
@@ -358,7 +412,12 @@ impl Engine {
             Kind::Fdatasync => Request::fdatasync(f.fildes, key as u64),
             Kind::Invalid => unreachable!("completed at submission"),
         };
-        match self.driver.queue(request) {
+        let queued = if self.block_signals {
+            abi::with_signals_blocked(|| self.driver.queue(request))
+        } else {
+            self.driver.queue(request)
+        };
+        match queued {
             Ok(()) => {}
             Err(r) if r.is_full() => st.backlog.push_back(key),
             Err(r) => {
@@ -378,8 +437,8 @@ impl Engine {
         unsafe { abi::aiocb_set_status(req.cb, ret, err) };
         if req.notify.is_async() {
             st.async_notify -= 1;
+            done.notes.push(req.notify);
         }
-        done.notes.push(req.notify);
         if let Some(l) = req.list {
             self.list_member_done(st, l, done);
         }
@@ -414,8 +473,8 @@ impl Engine {
             let list = st.lists.remove(l);
             if list.notify.is_async() {
                 st.async_notify -= 1;
+                done.notes.push(list.notify);
             }
-            done.notes.push(list.notify);
         }
     }
 
@@ -497,9 +556,12 @@ impl Engine {
         match &*n {
             Some(thread) => thread.unpark(),
             None => {
-                let spawned = std::thread::Builder::new()
-                    .name("aio-posix-notify".into())
-                    .spawn(move || self.notifier_loop());
+                // Started with every signal blocked, so it never takes the program's signals.
+                let spawned = abi::with_signals_blocked(|| {
+                    std::thread::Builder::new()
+                        .name("aio-posix-notify".into())
+                        .spawn(move || self.notifier_loop())
+                });
                 if let Ok(handle) = spawned {
                     *n = Some(handle.thread().clone());
                 }
@@ -507,14 +569,32 @@ impl Engine {
         }
     }
 
+    /// The background notifier: takes completions while requests that want a signal or a
+    /// thread are in flight (the program may not call into the library meanwhile), and exits
+    /// after [`NOTIFIER_IDLE`] without such requests.
     fn notifier_loop(&self) {
+        let mut idle_since: Option<Instant> = None;
         loop {
-            if self.state().async_notify == 0 {
-                std::thread::park_timeout(Duration::from_secs(1));
+            if self.state().async_notify > 0 {
+                idle_since = None;
+                let deadline = Some(Instant::now() + Duration::from_millis(200));
+                let _ = self.wait_until(deadline, || self.state().async_notify == 0);
                 continue;
             }
-            let deadline = Some(Instant::now() + Duration::from_millis(200));
-            let _ = self.wait_until(deadline, || false);
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            let idle = since.elapsed();
+            if idle >= NOTIFIER_IDLE {
+                // Decided under the notifier lock: a submitter counts its request first, then
+                // takes this lock, so it either sees the thread still here (and unparks it) or
+                // gone (and starts another).
+                let mut n = lock(&self.notifier);
+                if self.state().async_notify == 0 {
+                    *n = None;
+                    return;
+                }
+                continue;
+            }
+            std::thread::park_timeout(NOTIFIER_IDLE - idle);
         }
     }
 }
@@ -538,17 +618,42 @@ impl Done {
     }
 }
 
+/// The checks that refuse a request at once: `aio_reqprio` out of range (reads and writes;
+/// glibc ignores it for fsync) and a bad `aio_sigevent`. Returns the notification to send.
+fn check_request(f: &abi::AiocbFields, kind: Kind) -> Result<Notify, Errno> {
+    if !matches!(kind, Kind::Fsync | Kind::Fdatasync)
+        && (f.reqprio < 0 || f.reqprio > abi::AIO_PRIO_DELTA_MAX)
+    {
+        return Err(libc::EINVAL);
+    }
+    Notify::parse(&f.sigevent)
+}
+
+impl Engine {
+    /// Records a refusal in the aiocb (`-1` and the errno, as glibc does), unless it belongs to
+    /// a request still in flight.
+    fn refuse_locked(&self, st: &State, cb: *mut aiocb, errno: Errno) {
+        if !st.by_cb.contains_key(&(cb as usize)) {
+            // SAFETY: a valid aiocb (the caller's promise) that no request of ours owns.
+            unsafe { abi::aiocb_set_status(cb, -1, errno) };
+        }
+    }
+}
+
 fn submit_one(cb: *mut aiocb, kind: Kind) -> Result<(), Errno> {
     if cb.is_null() {
         return Err(libc::EINVAL);
     }
     // SAFETY: non-null; the caller vouches it is a valid aiocb.
     let f = unsafe { abi::aiocb_fields(cb) };
-    if f.reqprio < 0 || f.reqprio > abi::AIO_PRIO_DELTA_MAX {
-        return Err(libc::EINVAL);
-    }
-    let notify = Notify::parse(&f.sigevent)?;
     let engine = engine()?;
+    let notify = match check_request(&f, kind) {
+        Ok(n) => n,
+        Err(e) => {
+            engine.refuse_locked(&engine.state(), cb, e);
+            return Err(e);
+        }
+    };
     let mut done = Done::default();
     let result = {
         let mut st = engine.state();
@@ -612,6 +717,24 @@ fn fd_is_open(fd: i32) -> bool {
     fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFL) } != -1
 }
 
+/// The status of `cb`, taking completions that are ready first if it is still in progress.
+///
+/// # Safety
+///
+/// `cb` must point at a readable `aiocb`.
+unsafe fn current_status(cb: *const aiocb) -> Option<(i32, isize)> {
+    // SAFETY: the caller's promise.
+    let status = unsafe { abi::aiocb_status(cb) };
+    if !matches!(status, Some((libc::EINPROGRESS, _))) {
+        return status;
+    }
+    if let Ok(e) = engine() {
+        let _ = e.progress(0, Some(Duration::ZERO));
+    }
+    // SAFETY: as above.
+    unsafe { abi::aiocb_status(cb) }
+}
+
 /// `aio_error`: `EINPROGRESS`, 0, or the request's errno; `Err(EINVAL)` for an aiocb never
 /// submitted here.
 ///
@@ -622,11 +745,8 @@ pub unsafe fn aio_error(cb: *const aiocb) -> Result<i32, Errno> {
     if cb.is_null() {
         return Err(libc::EINVAL);
     }
-    if let Ok(e) = engine() {
-        let _ = e.progress(0, Some(Duration::ZERO));
-    }
     // SAFETY: non-null; the caller vouches it is readable.
-    match unsafe { abi::aiocb_status(cb) } {
+    match unsafe { current_status(cb) } {
         Some((error, _)) => Ok(error),
         None => Err(libc::EINVAL),
     }
@@ -642,11 +762,8 @@ pub unsafe fn aio_return(cb: *mut aiocb) -> Result<isize, Errno> {
     if cb.is_null() {
         return Err(libc::EINVAL);
     }
-    if let Ok(e) = engine() {
-        let _ = e.progress(0, Some(Duration::ZERO));
-    }
     // SAFETY: non-null; the caller vouches it is readable.
-    match unsafe { abi::aiocb_status(cb) } {
+    match unsafe { current_status(cb) } {
         None => Err(libc::EINVAL),
         Some((libc::EINPROGRESS, _)) => Err(libc::EINPROGRESS),
         Some((_, ret)) => Ok(ret),
@@ -661,19 +778,31 @@ pub unsafe fn aio_return(cb: *mut aiocb) -> Result<isize, Errno> {
 /// Every non-null entry must point at a readable `aiocb`.
 pub unsafe fn aio_suspend(list: &[*const aiocb], timeout: Option<Duration>) -> Result<(), Errno> {
     let deadline = timeout.map(|t| Instant::now() + t);
-    let any_done = || {
-        list.iter().any(|&cb| {
-            // SAFETY: non-null entries are readable (the caller's promise).
-            !cb.is_null()
-                && !matches!(unsafe { abi::aiocb_status(cb) }, Some((libc::EINPROGRESS, _)))
-        })
-    };
-    // Nothing to wait for (every entry null) counts as done, as in glibc; so does an aiocb that
-    // was never submitted here.
-    if list.iter().all(|cb| cb.is_null()) || any_done() {
+    // Nothing to wait for (every entry null) counts as done, as in glibc.
+    if list.iter().all(|cb| cb.is_null()) {
         return Ok(());
     }
-    engine()?.wait_until(deadline, any_done)
+    let engine = engine()?;
+    // Done: an entry whose request has completed, or which this library is not running: never
+    // submitted here, or marked in progress but not ours (a copy, or the parent's before a
+    // fork) — waiting for it would never end; glibc does not wait for those either.
+    let any_done = || {
+        let mut in_progress = false;
+        for &cb in list.iter().filter(|cb| !cb.is_null()) {
+            // SAFETY: non-null entries are readable (the caller's promise).
+            match unsafe { abi::aiocb_status(cb) } {
+                Some((libc::EINPROGRESS, _)) => in_progress = true,
+                _ => return true,
+            }
+        }
+        let st = engine.state();
+        in_progress
+            && list.iter().any(|&cb| !cb.is_null() && !st.by_cb.contains_key(&(cb as usize)))
+    };
+    if any_done() {
+        return Ok(());
+    }
+    engine.wait_until(deadline, any_done)
 }
 
 /// `aio_cancel`: cancels the request of `cb`, or every request on `fd` when `cb` is null.
@@ -742,10 +871,16 @@ pub unsafe fn aio_cancel(fd: i32, cb: *mut aiocb) -> Result<i32, Errno> {
 }
 
 /// `lio_listio`: queues every entry of `list` (null entries and `LIO_NOP` skipped) in one
-/// submission. `LIO_WAIT` waits for all, then fails with `EIO` if any failed (`EINTR` if a
-/// signal arrives first; the requests go on). `LIO_NOWAIT` returns at once and notifies `sig`
-/// when all are done. Each entry's own `aio_sigevent` is ignored, as glibc does. `EAGAIN` if
-/// some entry could not be queued (its `aio_error` says `EAGAIN`).
+/// submission, each with its own `aio_sigevent` (as glibc does since 2.4).
+///
+/// An entry refused at once — a bad opcode, `aio_reqprio` or sigevent — gets `-1` and `EINVAL`
+/// in its status; one refused for lack of room (more than [`AIO_MAX`] in flight) gets `EAGAIN`;
+/// the others run. `LIO_WAIT` waits for all that run, then fails with `EAGAIN` if some entry
+/// could not be queued, with `EIO` if some entry failed (the entries' statuses say which), or
+/// with `EINTR` if a signal arrives first (the requests go on). `LIO_NOWAIT` returns at once
+/// (`EAGAIN` or `EIO` if some entry was refused) and notifies `sig` when all that run are
+/// done. More than [`AIO_LISTIO_MAX`] entries, or a bad mode or `sig`: `EINVAL`, nothing
+/// queued.
 ///
 /// # Safety
 ///
@@ -768,17 +903,13 @@ pub unsafe fn lio_listio(
     } else {
         Notify::None
     };
-    for &cb in list.iter().filter(|cb| !cb.is_null()) {
-        // SAFETY: non-null entries are valid (the caller's promise).
-        let f = unsafe { abi::aiocb_fields(cb) };
-        if f.reqprio < 0 || f.reqprio > abi::AIO_PRIO_DELTA_MAX {
-            return Err(libc::EINVAL);
-        }
-    }
     let engine = engine()?;
     let mut done = Done::default();
     let mut again = false;
+    let mut invalid = false;
     let mut refused = false;
+    let mut wants_notifier = notify.is_async();
+    let mut queued: Vec<*mut aiocb> = Vec::with_capacity(list.len());
     {
         let mut st = engine.state();
         let l = st.lists.insert(List { remaining: 1, notify });
@@ -786,39 +917,47 @@ pub unsafe fn lio_listio(
             st.async_notify += 1;
         }
         for &cb in list.iter().filter(|cb| !cb.is_null()) {
-            // SAFETY: as above.
-            let kind = match unsafe { (*cb).aio_lio_opcode } {
+            // SAFETY: non-null entries are valid (the caller's promise).
+            let f = unsafe { abi::aiocb_fields(cb) };
+            let kind = match f.lio_opcode {
                 abi::LIO_NOP => continue,
                 abi::LIO_READ => Kind::Read,
                 abi::LIO_WRITE => Kind::Write,
                 _ => Kind::Invalid,
             };
-            match engine.submit_locked(&mut st, cb, kind, Notify::None, Some(l), &mut done) {
-                Ok(()) => {}
-                Err(libc::EAGAIN) => {
-                    again = true;
-                    // SAFETY: as above; the entry was not queued, its status is ours to set.
-                    unsafe { abi::aiocb_set_status(cb, -1, libc::EAGAIN) };
+            let entry_notify = match check_request(&f, kind) {
+                Ok(n) => n,
+                Err(e) => {
+                    engine.refuse_locked(&st, cb, e);
+                    invalid = true;
+                    continue;
                 }
-                // Still in flight from an earlier submission: leave its status alone.
+            };
+            match engine.submit_locked(&mut st, cb, kind, entry_notify, Some(l), &mut done) {
+                Ok(()) => {
+                    queued.push(cb);
+                    wants_notifier |= entry_notify.is_async();
+                }
+                // Its status says EAGAIN.
+                Err(libc::EAGAIN) => again = true,
+                // Still in flight from an earlier submission: its status is that request's.
                 Err(_) => refused = true,
             }
         }
         engine.list_member_done(&mut st, l, &mut done);
     }
     done.flush = true;
-    if notify.is_async() {
+    if wants_notifier {
         engine.need_notifier();
     }
     done.finish(engine);
     if mode == abi::LIO_NOWAIT {
-        return match (again, refused) {
+        return match (again, invalid || refused) {
             (true, _) => Err(libc::EAGAIN),
             (_, true) => Err(libc::EIO),
             _ => Ok(()),
         };
     }
-    let queued: Vec<*mut aiocb> = list.iter().copied().filter(|cb| !cb.is_null()).collect();
     let status = |cb: *mut aiocb| {
         // SAFETY: as above.
         unsafe { abi::aiocb_status(cb) }
@@ -829,7 +968,7 @@ pub unsafe fn lio_listio(
         return Err(libc::EAGAIN);
     }
     let failed = queued.iter().any(|&cb| matches!(status(cb), Some((e, _)) if e != 0));
-    if failed || refused {
+    if failed || invalid || refused {
         Err(libc::EIO)
     } else {
         Ok(())

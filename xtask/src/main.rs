@@ -8,9 +8,11 @@
 //!   target/dist/lib/libaio.so.1          the drop-in libaio (SONAME libaio.so.1)
 //!   target/dist/lib/libaio.so -> libaio.so.1   so that `-laio` finds it
 //!   target/dist/include/libaio.h
+//!   target/dist/lib/libposixaio.so       POSIX AIO on io_uring, for LD_PRELOAD in front of glibc
+//!   target/dist/include/aio.h            its header: glibc's <aio.h> API and ABI
 //!   ```
 //!
-//! Each library is one entry of [`DIST_LIBS`]; the POSIX AIO library joins as another.
+//! Each library is one entry of [`DIST_LIBS`].
 
 use std::env;
 use std::fs;
@@ -33,13 +35,22 @@ struct DistLib {
     headers: &'static [&'static str],
 }
 
-const DIST_LIBS: &[DistLib] = &[DistLib {
-    package: "aio-libaio",
-    artifact: "libaio_libaio.so",
-    soname: "libaio.so.1",
-    links: &["libaio.so"],
-    headers: &["libaio/include/libaio.h"],
-}];
+const DIST_LIBS: &[DistLib] = &[
+    DistLib {
+        package: "aio-libaio",
+        artifact: "libaio_libaio.so",
+        soname: "libaio.so.1",
+        links: &["libaio.so"],
+        headers: &["libaio/include/libaio.h"],
+    },
+    DistLib {
+        package: "aio-posixaio",
+        artifact: "libposixaio.so",
+        soname: "libposixaio.so",
+        links: &[],
+        headers: &["posixaio/include/aio.h"],
+    },
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();

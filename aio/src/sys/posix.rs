@@ -1,6 +1,6 @@
 //! glibc's `<aio.h>` ABI on x86_64 (`struct aiocb`, `struct sigevent`, `struct aioinit` and
 //! the constants), and the system calls POSIX AIO notification needs: queueing a signal with
-//! `SI_ASYNCIO`, starting a notification thread, and futex waits.
+//! `SI_ASYNCIO`, starting a notification thread, signal masks, and futex waits.
 //!
 //! The layouts are glibc's exactly (asserted below, and checked against the system header by a
 //! C program in the tests). `aiocb64` is the same structure on 64-bit targets.
@@ -225,6 +225,14 @@ struct ThreadStart {
 extern "C" fn notify_thread(arg: *mut libc::c_void) -> *mut libc::c_void {
     // SAFETY: `arg` is the Box<ThreadStart> leaked by `start_notify_thread`, taken back once.
     let start = unsafe { Box::from_raw(arg.cast::<ThreadStart>()) };
+    // The function runs with no signal blocked, as glibc's notification threads do, whatever
+    // the mask of the thread that happened to process the completion.
+    // SAFETY: an empty set, initialized by sigemptyset, installed for this thread only.
+    unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    }
     // SAFETY: the program supplied this function for SIGEV_THREAD, to be called with its value.
     unsafe { (start.function)(start.value) };
     std::ptr::null_mut()
@@ -269,6 +277,24 @@ pub unsafe fn start_notify_thread(
         return Err(io::Error::from_raw_os_error(r));
     }
     Ok(())
+}
+
+/// Runs `f` with every signal blocked in the calling thread (glibc keeps its own two, for
+/// thread cancellation and set*id, unblocked), then restores the mask. Threads started by `f`
+/// inherit the full mask, so they never take the program's signals — as glibc's AIO helper
+/// threads block them all.
+pub fn with_signals_blocked<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: both sets are initialized before use (sigfillset, pthread_sigmask filling `old`);
+    // the mask is per thread and restored before returning.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let r = f();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        r
+    }
 }
 
 /// `FUTEX_WAIT_PRIVATE`: sleeps while `*word == expected`, until woken, `timeout`, or a signal
@@ -388,4 +414,11 @@ pub unsafe fn aiocb_status(cb: *const aiocb) -> Option<(i32, isize)> {
             .load(Ordering::Relaxed);
         Some((error, ret))
     }
+}
+
+/// Whether `tid` is a thread of this process (`tgkill(getpid(), tid, 0)`), for
+/// `SIGEV_THREAD_ID`.
+pub fn is_own_thread(tid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only checks that the thread exists; no pointers.
+    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, 0) == 0 }
 }
