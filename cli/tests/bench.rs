@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{aio, aio_env, fs_type, mount_tmpfs, names, skip, test_dir};
+use common::{aio, aio_env, aio_on_terminal, fs_type, mount_tmpfs, names, skip, test_dir};
 use serde_json::Value;
 
 const ENGINES: [&str; 5] = ["uring", "kernel", "pool", "posix", "sync"];
@@ -456,4 +456,35 @@ fn a_full_disk_fails_cleanly() {
         ],
     );
     run.expect_code(1, "extend on a full disk").expect_stderr("No space left on device");
+}
+
+#[test]
+fn a_progress_line_on_a_terminal_only() {
+    let dir = test_dir();
+    let d = dir.path().to_str().unwrap();
+    let args = [
+        "bench",
+        "--dir",
+        d,
+        "--size",
+        "4M",
+        "--rw",
+        "randread",
+        "--engine",
+        "sync,uring",
+        "--runtime",
+        "0.6",
+    ];
+    match aio_on_terminal(dir.path(), &args) {
+        Err(why) => skip("a_progress_line_on_a_terminal_only", &why),
+        Ok((code, out)) => {
+            assert_eq!(code, 0, "{out}");
+            assert!(out.contains("IOPS"), "{out:?}");
+            assert!(out.contains('\x1b'), "no progress line drawn on a terminal: {out:?}");
+        }
+    }
+    // The same run on a pipe: nothing but the report.
+    let run = aio(dir.path(), &args);
+    run.expect_code(0, "bench on a pipe");
+    assert!(!run.stdout.contains('\x1b') && !run.stdout.contains('\r'), "{:?}", run.stdout);
 }

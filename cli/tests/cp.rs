@@ -7,7 +7,9 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use common::{aio, mount_ext4, mount_tmpfs, names, pattern, skip, test_dir};
+use common::{
+    aio, aio_on_terminal, mount_ext4, mount_loop, mount_tmpfs, names, pattern, skip, test_dir,
+};
 
 fn write_file(path: &Path, data: &[u8], mode: u32) {
     fs::write(path, data).unwrap();
@@ -203,6 +205,55 @@ fn no_space_left_leaves_no_partial_dst() {
                 names(&m.dir).into_iter().filter(|n| n != "lost+found").collect();
             assert_eq!(left, vec!["copy.bin".to_string()], "partial copy left on ext4");
             assert_eq!(fs::read(&dst).unwrap(), b"previous");
+        }
+    }
+}
+
+#[test]
+fn no_space_left_while_writing_leaves_no_partial_dst() {
+    // ext2 has no fallocate: the space runs out in the middle of the writes, not before them.
+    let dir = test_dir();
+    let src = dir.path().join("big.bin");
+    write_file(&src, &pattern(6 << 20, 6), 0o644);
+    let m = match mount_loop("mkfs.ext2", &dir.path().join("ext2.img"), &dir.path().join("ext2"), 4)
+    {
+        Ok(m) => m,
+        Err(why) => {
+            skip("no_space_left_while_writing_leaves_no_partial_dst", &why);
+            return;
+        }
+    };
+    for extra in [&[][..], &["--direct"][..]] {
+        let dst = m.dir.join("copy.bin");
+        let mut args = vec!["cp", src.to_str().unwrap(), dst.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        aio(dir.path(), &args)
+            .expect_code(1, &format!("ENOSPC while writing {extra:?}"))
+            .expect_stderr("cannot write ")
+            .expect_stderr("No space left on device");
+        let left: Vec<String> = names(&m.dir).into_iter().filter(|n| n != "lost+found").collect();
+        assert!(left.is_empty(), "{extra:?}: partial copy left: {left:?}");
+    }
+}
+
+#[test]
+fn a_progress_bar_on_a_terminal_only() {
+    let dir = test_dir();
+    let src = dir.path().join("p.bin");
+    write_file(&src, &pattern(8 << 20, 7), 0o644);
+    // On a pipe (the other tests): one summary line, no control characters.
+    let run = aio(dir.path(), &["cp", "p.bin", "q.bin", "--bs", "64k", "--iodepth", "2"]);
+    run.expect_code(0, "cp on a pipe");
+    assert_eq!(run.stdout.lines().count(), 1, "{:?}", run.stdout);
+    assert!(!run.stdout.contains('\x1b') && !run.stdout.contains('\r'));
+    match aio_on_terminal(dir.path(), &["cp", "p.bin", "r.bin", "--bs", "64k", "--iodepth", "2"]) {
+        Err(why) => skip("a_progress_bar_on_a_terminal_only", &why),
+        Ok((code, out)) => {
+            assert_eq!(code, 0, "{out}");
+            assert!(out.contains("copied 8 MiB"), "{out:?}");
+            // indicatif redraws and clears its bar with escape sequences.
+            assert!(out.contains('\x1b'), "no progress bar drawn on a terminal: {out:?}");
+            assert!(fs::read(dir.path().join("r.bin")).unwrap() == fs::read(&src).unwrap());
         }
     }
 }

@@ -390,6 +390,8 @@ fn run_driver(driver: &dyn Driver, ctx: &ThreadCtx<'_>, budget: Budget) -> Resul
     let bs = job.bs;
     let qd = job.iodepth;
     let fd: RawFd = ctx.file.as_raw_fd();
+    let batch = job.iodepth_batch.clamp(1, qd);
+    let mut unflushed = 0usize;
     let mut gen = OpGen::new(job, ctx.thread, ctx.seed);
     let mut stats = Stats::new();
     let mut bufs: Vec<Option<AlignedBuf>> = buffers(ctx, qd).into_iter().map(Some).collect();
@@ -419,7 +421,16 @@ fn run_driver(driver: &dyn Driver, ctx: &ThreadCtx<'_>, budget: Budget) -> Resul
             meta[slot] = (write, offset);
             started[slot] = Instant::now();
             match driver.queue(req) {
-                Ok(()) => in_flight += 1,
+                Ok(()) => {
+                    in_flight += 1;
+                    // Start requests in batches of --iodepth_batch (1, as fio's default: each
+                    // as soon as it is queued); reap flushes the rest.
+                    unflushed += 1;
+                    if unflushed >= batch {
+                        driver.flush().map_err(|e| format!("{who}: flush: {e}"))?;
+                        unflushed = 0;
+                    }
+                }
                 Err(r) => {
                     let full = r.is_full();
                     let error = r.error.to_string();
@@ -435,6 +446,7 @@ fn run_driver(driver: &dyn Driver, ctx: &ThreadCtx<'_>, budget: Budget) -> Resul
         if in_flight == 0 {
             return Ok(stats);
         }
+        unflushed = 0;
         out.clear();
         match driver.reap(1, qd, None, &mut out) {
             Ok(_) => {}

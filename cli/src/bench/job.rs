@@ -77,6 +77,8 @@ pub struct Job {
     pub bs: usize,
     /// Requests in flight per thread.
     pub iodepth: usize,
+    /// Requests queued before the driver engines start them (fio's `iodepth_batch_submit`).
+    pub iodepth_batch: usize,
     /// `O_DIRECT`.
     pub direct: bool,
     /// Threads.

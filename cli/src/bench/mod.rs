@@ -96,6 +96,10 @@ pub struct BenchArgs {
     /// Requests in flight per job.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=65536))]
     iodepth: Option<u64>,
+    /// Requests the driver engines queue before starting them together (1: each at once, as
+    /// fio's iodepth_batch_submit; at most --iodepth).
+    #[arg(long = "iodepth_batch", alias = "iodepth-batch", default_value = "1", value_parser = clap::value_parser!(u64).range(1..=65536))]
+    iodepth_batch: u64,
     /// Bytes of the file to do I/O in (the file is made this large if needed).
     #[arg(long, value_parser = size_arg)]
     size: Option<u64>,
@@ -155,6 +159,7 @@ fn plan(args: &BenchArgs) -> Result<(Vec<Job>, PathBuf, bool), Failure> {
             rwmixread: 50,
             bs: 4096,
             iodepth: 32,
+            iodepth_batch: args.iodepth_batch as usize,
             direct: true,
             numjobs: 1,
             size,
@@ -224,6 +229,7 @@ fn plan(args: &BenchArgs) -> Result<(Vec<Job>, PathBuf, bool), Failure> {
         rwmixread: args.rwmixread.unwrap_or(50),
         bs: bs as usize,
         iodepth,
+        iodepth_batch: args.iodepth_batch as usize,
         direct,
         numjobs,
         size,
@@ -356,7 +362,11 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
             ios: job.io_size.map(|b| (b / job.bs as u64 / rounds as u64).max(1)),
         };
         for round in 0..rounds {
-            let seed = (ji as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (round as u64 + 1);
+            // The same offsets for every engine of a round; other ones in other rounds and runs
+            // (so a device or host cache is not handed the blocks of earlier runs).
+            let seed = (ji as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                ^ (round as u64 + 1)
+                ^ u64::from(std::process::id()) << 20;
             for k in 0..runnable.len() {
                 let i = (k + round + ji) % runnable.len();
                 let kind = runnable[i];

@@ -56,6 +56,8 @@ pub struct JobReport {
     pub bs: usize,
     /// `--iodepth`.
     pub iodepth: usize,
+    /// `--iodepth_batch`.
+    pub iodepth_batch: usize,
     /// `--direct`.
     pub direct: bool,
     /// `--numjobs`.
@@ -147,6 +149,7 @@ impl JobReport {
             rwmixread: job.rwmixread,
             bs: job.bs,
             iodepth: job.iodepth,
+            iodepth_batch: job.iodepth_batch,
             direct: job.direct,
             numjobs: job.numjobs,
             size: job.size,

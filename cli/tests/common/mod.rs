@@ -141,6 +141,12 @@ pub fn mount_tmpfs(dir: &Path, size: &str) -> Result<Mount, String> {
 
 /// A small ext4 (`mb` MiB) on a loop device at `dir`, or why not.
 pub fn mount_ext4(image: &Path, dir: &Path, mb: u64) -> Result<Mount, String> {
+    mount_loop("mkfs.ext4", image, dir, mb)
+}
+
+/// A small filesystem made by `mkfs` (`mkfs.ext2`: one without `fallocate`) on a loop device at
+/// `dir`, or why not.
+pub fn mount_loop(mkfs: &str, image: &Path, dir: &Path, mb: u64) -> Result<Mount, String> {
     if !is_root() {
         return Err("not root: cannot mount a loop ext4".into());
     }
@@ -152,7 +158,7 @@ pub fn mount_ext4(image: &Path, dir: &Path, mb: u64) -> Result<Mount, String> {
         let _ = std::fs::remove_file(image);
         e
     };
-    run_ok(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(image)).map_err(cleanup)?;
+    run_ok(Command::new(mkfs).args(["-q", "-F"]).arg(image)).map_err(cleanup)?;
     run_ok(Command::new("mount").args(["-o", "loop"]).arg(image).arg(dir)).map_err(cleanup)?;
     Ok(Mount { dir: dir.to_path_buf(), image: Some(image.to_path_buf()) })
 }
@@ -188,4 +194,22 @@ pub fn names(dir: &Path) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// Runs `aio ARGS` in `cwd` with its standard output on a terminal (`script` gives it a pty):
+/// what it printed, or why it could not run.
+pub fn aio_on_terminal(cwd: &Path, args: &[&str]) -> Result<(i32, String), String> {
+    let mut line = String::from(env!("CARGO_BIN_EXE_aio"));
+    for a in args {
+        line.push(' ');
+        line.push_str(a);
+    }
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .current_dir(cwd)
+        .env("COLUMNS", "120")
+        .env("TERM", "xterm")
+        .output()
+        .map_err(|e| format!("cannot run script(1) for a pseudo-terminal: {e}"))?;
+    Ok((out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned()))
 }

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): `aio cp --direct` against `cp` followed by `sync`, on a cold page cache.
+#
+#   bench/cp.sh                     # 5 rounds on a 1 GiB file
+#   RUNS=7 SIZE=2G bench/cp.sh
+#
+# Each round copies the file once with each tool, in alternating order, into a fresh DST, and
+# drops the page cache (sync; echo 3 > /proc/sys/vm/drop_caches) before each copy, so both read
+# from the device. Times are wall clock from start to the copy being on disk:
+#   aio  `aio cp --direct SRC DST` (it fsyncs DST, renames it into place and fsyncs the directory)
+#   cp   `cp SRC DST && sync DST`  (coreutils sync of the one file: fsync, so other writers on the
+#        machine are not counted)
+# Prints every sample, the medians, the ratio cp / aio (above 1.0: aio is faster) and the target
+# check: at least 1.5x.
+#
+# Environment: RUNS (default 5), SIZE (default 1G), BENCH_DIR (default target/bench-cp; must
+# support O_DIRECT), NO_BUILD=1 (use target/release/aio as it is). Needs root for drop_caches.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+RUNS=${RUNS:-5}
+SIZE=${SIZE:-1G}
+BENCH_DIR=${BENCH_DIR:-$root/target/bench-cp}
+TARGET=1.5
+aio=$root/target/release/aio
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "bench/cp.sh needs root to drop the page cache before each copy" >&2
+    exit 1
+fi
+if [ "${NO_BUILD:-}" != 1 ]; then
+    (cd "$root" && cargo build --release -p aio-cli --bin aio >/dev/null 2>&1) \
+        || { echo "cargo build --release -p aio-cli failed" >&2; exit 1; }
+fi
+[ -x "$aio" ] || { echo "no $aio: build it with cargo build --release -p aio-cli" >&2; exit 1; }
+
+mkdir -p "$BENCH_DIR"
+src=$BENCH_DIR/src.dat
+dst=$BENCH_DIR/dst.dat
+want_bytes=$(numfmt --from=iec "$SIZE")
+if [ ! -f "$src" ] || [ "$(stat -c %s "$src")" -ne "$want_bytes" ]; then
+    echo "making $src ($SIZE of random data)"
+    head -c "$want_bytes" /dev/urandom >"$src.tmp"
+    mv "$src.tmp" "$src"
+fi
+
+drop_caches() {
+    rm -f "$dst"
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+}
+
+# run_one TOOL: prints the seconds one copy took.
+run_one() {
+    drop_caches
+    local t0 t1
+    t0=$(date +%s.%N)
+    case $1 in
+        aio) "$aio" cp --direct "$src" "$dst" >/dev/null ;;
+        cp) cp "$src" "$dst" && sync "$dst" ;;
+    esac
+    t1=$(date +%s.%N)
+    cmp -s <(head -c 1048576 "$src") <(head -c 1048576 "$dst") || { echo "$1: the copy differs" >&2; exit 1; }
+    [ "$(stat -c %s "$dst")" -eq "$want_bytes" ] || { echo "$1: the copy has the wrong size" >&2; exit 1; }
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
+}
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+echo "copying $src ($SIZE) on $(stat -f -c %T "$BENCH_DIR"), page cache dropped before each copy, $RUNS rounds"
+echo "$("$aio" --version), $(cp --version | head -1)"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+declare -A samples
+for ((round = 1; round <= RUNS; round++)); do
+    if ((round % 2)); then order=(aio cp); else order=(cp aio); fi
+    for tool in "${order[@]}"; do
+        s=$(run_one "$tool")
+        samples[$tool]+="$s "
+        mib=$(awk -v b="$want_bytes" -v s="$s" 'BEGIN { printf "%.0f", b / 1048576 / s }')
+        printf '  round %d %-4s %8.3f s  %6s MiB/s\n' "$round" "$tool" "$s" "$mib"
+    done
+done
+rm -f "$dst"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+a=$(echo "${samples[aio]}" | median)
+c=$(echo "${samples[cp]}" | median)
+ratio=$(awk -v a="$a" -v c="$c" 'BEGIN { printf "%.2f", c / a }')
+echo
+printf 'median: aio cp --direct %.3f s, cp + sync %.3f s: %sx ' "$a" "$c" "$ratio"
+if awk -v r="$ratio" -v t="$TARGET" 'BEGIN { exit !(r >= t) }'; then
+    echo "PASS (target >= ${TARGET}x)"
+else
+    echo "FAIL (target >= ${TARGET}x)"
+fi

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): the same jobs through fio and through `aio bench`, engine by engine.
+#
+#   bench/vs-fio.sh                   # 5 rounds of 3 s per case and variant
+#   RUNS=7 RUNTIME=5 bench/vs-fio.sh
+#
+# Two cases, 4 KiB random reads of one file:
+#   direct-qd32  O_DIRECT at queue depth 32 (the device-bound case)
+#   cached-qd1   buffered at queue depth 1, the file in the page cache (the CPU-bound case: what
+#                is measured is each interface's own cost)
+# Variants: fio with --ioengine=libaio, io_uring, posixaio and psync; `aio bench` with --engine
+# uring, kernel, pool, posix and sync. Each round runs every variant once, in a rotating order,
+# so drift on a shared machine hits them alike. Prints every sample, then the median IOPS of each
+# variant and the ratios of the pairs that do the same thing:
+#   aio uring / fio io_uring, aio kernel / fio libaio, aio posix / fio posixaio,
+#   aio pool / fio posixaio, aio sync / fio psync
+# and checks the targets: uring >= 1.0x fio io_uring and kernel >= 1.0x fio libaio in both
+# cases. aio's kernel engine refuses buffered files (kernel AIO does the copy inside io_submit
+# there; the driver would hand it to its thread pool), so kernel has no cached-qd1 figure.
+#
+# Environment: RUNS (rounds, default 5), RUNTIME (seconds per run, default 3), BENCH_DIR (where
+# the file goes, default target/bench-vs-fio; must support O_DIRECT), SIZE (file, default 1G),
+# NO_BUILD=1 (use target/release/aio as it is). Installs fio when missing (root and apt-get).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+RUNS=${RUNS:-5}
+RUNTIME=${RUNTIME:-3}
+BENCH_DIR=${BENCH_DIR:-$root/target/bench-vs-fio}
+SIZE=${SIZE:-1G}
+aio=$root/target/release/aio
+
+if ! command -v fio >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "fio is missing: installing it"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fio \
+            || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fio; }
+    else
+        echo "fio is missing and cannot be installed here (needs root and apt-get)" >&2
+        exit 1
+    fi
+fi
+if [ "${NO_BUILD:-}" != 1 ]; then
+    (cd "$root" && cargo build --release -p aio-cli --bin aio >/dev/null 2>&1) \
+        || { echo "cargo build --release -p aio-cli failed" >&2; exit 1; }
+fi
+[ -x "$aio" ] || { echo "no $aio: build it with cargo build --release -p aio-cli" >&2; exit 1; }
+
+mkdir -p "$BENCH_DIR"
+file=$BENCH_DIR/randread.dat
+want_bytes=$(numfmt --from=iec "$SIZE")
+if [ ! -f "$file" ] || [ "$(stat -c %s "$file")" -ne "$want_bytes" ]; then
+    echo "laying out $file ($SIZE)"
+    rm -f "$file"
+    fio --name=layout --filename="$file" --size="$SIZE" --rw=write --bs=1M --direct=1 \
+        --ioengine=psync --output=/dev/null
+fi
+
+# case_args CASE: qd and direct flag.
+qd_of() { case $1 in direct-qd32) echo 32 ;; cached-qd1) echo 1 ;; esac; }
+direct_of() { case $1 in direct-qd32) echo 1 ;; cached-qd1) echo 0 ;; esac; }
+
+# run_one VARIANT CASE: prints the read IOPS of one run.
+run_one() {
+    local variant=$1 case=$2 qd direct out
+    qd=$(qd_of "$case")
+    direct=$(direct_of "$case")
+    case $variant in
+        fio-*)
+            out=$(fio --name="$case" --filename="$file" --size="$SIZE" --ioengine="${variant#fio-}" \
+                --rw=randread --bs=4k --iodepth="$qd" --direct="$direct" --invalidate=0 \
+                --randrepeat=0 --norandommap --time_based --runtime="$RUNTIME" \
+                --output-format=terse --terse-version=3)
+            local err
+            # The terse line (fio may print notes before it): field 5 is the error, 8 the read IOPS.
+            err=$(printf '%s\n' "$out" | awk -F';' '$1 == 3 { print $5; exit }')
+            [ "$err" = 0 ] || { echo "fio reported error '$err' for $variant $case: $out" >&2; exit 1; }
+            printf '%s\n' "$out" | awk -F';' '$1 == 3 { print $8; exit }'
+            ;;
+        aio-*)
+            out=$("$aio" bench --filename="$file" --size="$SIZE" --engine="${variant#aio-}" \
+                --rw=randread --bs=4k --iodepth="$qd" --direct="$direct" --runtime="$RUNTIME" \
+                --output-format=json)
+            printf '%s\n' "$out" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["jobs"][0]["engines"][0]["iops"]))'
+            ;;
+    esac
+}
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+variants_of() {
+    case $1 in
+        direct-qd32) echo fio-io_uring fio-libaio fio-posixaio fio-psync aio-uring aio-kernel aio-pool aio-posix aio-sync ;;
+        cached-qd1) echo fio-io_uring fio-libaio fio-posixaio fio-psync aio-uring aio-pool aio-posix aio-sync ;;
+    esac
+}
+
+echo "fio $(fio --version | sed 's/^fio-//') vs $("$aio" --version): 4 KiB random reads of $file ($SIZE), $RUNS rounds x ${RUNTIME} s"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+declare -A samples
+cases=(direct-qd32 cached-qd1)
+for case in "${cases[@]}"; do
+    read -r -a variants <<<"$(variants_of "$case")"
+    n=${#variants[@]}
+    if [ "$case" = cached-qd1 ]; then
+        cat "$file" >/dev/null   # into the page cache
+    fi
+    for ((round = 0; round < RUNS; round++)); do
+        for ((k = 0; k < n; k++)); do
+            v=${variants[$(((k + round) % n))]}
+            iops=$(run_one "$v" "$case")
+            samples[$case,$v]+="$iops "
+            printf '  %-12s round %d %-13s %10s IOPS\n' "$case" "$((round + 1))" "$v" "$iops"
+        done
+    done
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+echo
+printf '%-12s' case
+all=(fio-io_uring fio-libaio fio-posixaio fio-psync aio-uring aio-kernel aio-pool aio-posix aio-sync)
+for v in "${all[@]}"; do printf ' %13s' "$v"; done
+echo
+declare -A med
+for case in "${cases[@]}"; do
+    printf '%-12s' "$case"
+    for v in "${all[@]}"; do
+        if [ -n "${samples[$case,$v]:-}" ]; then
+            med[$case,$v]=$(echo "${samples[$case,$v]}" | median)
+            printf ' %13.0f' "${med[$case,$v]}"
+        else
+            printf ' %13s' n/a
+        fi
+    done
+    echo
+done
+echo "(median IOPS of $RUNS runs each)"
+
+echo
+pairs=("aio-uring fio-io_uring 1.0" "aio-kernel fio-libaio 1.0" "aio-posix fio-posixaio -" "aio-pool fio-posixaio -" "aio-sync fio-psync -")
+for case in "${cases[@]}"; do
+    for pair in "${pairs[@]}"; do
+        read -r ours theirs target <<<"$pair"
+        if [ -z "${med[$case,$ours]:-}" ]; then
+            verdict="n/a: aio's kernel engine refuses buffered files (kernel AIO needs O_DIRECT)"
+            [ "$target" = - ] || verdict="$verdict; target not measurable"
+            printf '%-12s %-11s / %-13s %8s  %s\n' "$case" "$ours" "$theirs" "-" "$verdict"
+            continue
+        fi
+        ratio=$(awk -v o="${med[$case,$ours]}" -v t="${med[$case,$theirs]}" 'BEGIN { printf "%.2f", o / t }')
+        verdict=""
+        if [ "$target" != - ]; then
+            if awk -v r="$ratio" -v t="$target" 'BEGIN { exit !(r >= t) }'; then
+                verdict="PASS (target >= ${target}x)"
+            else
+                verdict="FAIL (target >= ${target}x)"
+
+            fi
+        fi
+        printf '%-12s %-11s / %-13s %7sx  %s\n' "$case" "$ours" "$theirs" "$ratio" "$verdict"
+    done
+done
+# A missed target is a measurement, not an error of the script.
+exit 0
