@@ -161,12 +161,31 @@ fn uring_info() {
             match supported_ops() {
                 Ok(ops) => line(
                     "  opcodes supported",
-                    format!("{} of {}: {}", ops.len(), URING_OPS.len(), ops.join(", ")),
+                    wrap(&format!("{} of {}: {}", ops.len(), URING_OPS.len(), ops.join(", "))),
                 ),
                 Err(e) => line("  opcodes supported", format!("? (IORING_REGISTER_PROBE: {e})")),
             }
         }
     }
+}
+
+/// Breaks a long value into lines of at most 76 columns, continued under the value column.
+fn wrap(text: &str) -> String {
+    let mut out = String::new();
+    let mut width = 0;
+    for word in text.split(' ') {
+        if width > 0 && width + 1 + word.len() > 76 {
+            out.push('\n');
+            out.push_str(&" ".repeat(24));
+            width = 0;
+        } else if width > 0 {
+            out.push(' ');
+            width += 1;
+        }
+        out.push_str(word);
+        width += word.len();
+    }
+    out
 }
 
 fn yes(b: bool) -> &'static str {
