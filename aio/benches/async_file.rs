@@ -103,13 +103,14 @@ fn run() -> io::Result<()> {
         std_file.read_exact_at(&mut buf, off)?;
     }
 
-    let uring = UringDriver::new(UringOptions::default())
+    let reactor_opts = UringOptions::default();
+    let uring = UringDriver::new(reactor_opts.clone())
         .map_err(|e| io::Error::new(e.kind(), format!("io_uring is needed for this bench: {e}")))?;
     let raw_driver = UringDriver::new(UringOptions::default())?;
     let reactor = Reactor::new(Arc::new(uring));
     let aio_file = aio::File::options().read(true).reactor(Arc::clone(&reactor)).open(&path)?;
     let tokio_rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let tokio_reactor = Reactor::new(Arc::new(UringDriver::new(UringOptions::default())?));
+    let tokio_reactor = Reactor::new(Arc::new(UringDriver::new(reactor_opts)?));
     let tokio_aio_file =
         aio::File::options().read(true).reactor(Arc::clone(&tokio_reactor)).open(&path)?;
     let driver_task = {

@@ -194,6 +194,9 @@ struct Req {
     seq: u64,
     notify: Notify,
     list: Option<usize>,
+    /// Whether `aio_cancel` asked the driver to cancel it: only then is an `ECANCELED`
+    /// completion the request's end (see [`Engine::progress`]).
+    cancel_requested: bool,
 }
 
 // SAFETY: `cb` is the program's aiocb; the engine writes its status from whichever thread
@@ -233,12 +236,16 @@ struct Engine {
     driver: Arc<dyn Driver>,
     selection: Selection,
     state: Mutex<State>,
-    /// Bumped after every batch of completions is processed; threads waiting for someone
-    /// else's progress sleep on it (a futex, so a signal interrupts them).
+    /// Bumped after every batch of completions is processed, and whenever a thread stops
+    /// reaping; threads waiting for someone else's progress sleep on it (a futex, so a signal
+    /// interrupts them).
     generation: AtomicU32,
     sleepers: AtomicU32,
-    /// Whether a thread is waiting in the driver for completions.
-    waiting: AtomicBool,
+    /// Whether a thread is taking completions from the driver. One at a time: a thread that
+    /// finds another reaping leaves it to that one (which processes every completion, whoever
+    /// it is for) and sleeps on `generation`, so no completion is taken from under a thread
+    /// waiting in the driver for it.
+    reaping: AtomicBool,
     notifier: Mutex<Option<std::thread::Thread>>,
     /// Whether the driver starts threads of its own when requests are queued (the pool, and
     /// kernel AIO's pool for buffered files): they are queued with every signal blocked, so
@@ -248,6 +255,12 @@ struct Engine {
 
 /// How long the background notifier stays without requests that need it, before it exits.
 const NOTIFIER_IDLE: Duration = Duration::from_secs(1);
+
+/// The longest a thread waits in the driver before it looks again: with io_uring, insurance
+/// only; with kernel AIO, whose driver may wait in `io_getevents` while a completion arrives
+/// from its thread pool, the most such a completion is late.
+const SLICE_URING: Duration = Duration::from_secs(1);
+const SLICE_THREADED: Duration = Duration::from_millis(20);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -301,7 +314,7 @@ fn engine() -> Result<&'static Engine, Errno> {
         state: Mutex::new(State::default()),
         generation: AtomicU32::new(0),
         sleepers: AtomicU32::new(0),
-        waiting: AtomicBool::new(false),
+        reaping: AtomicBool::new(false),
         notifier: Mutex::new(None),
     }));
     ENGINE.store(engine, Ordering::Release);
@@ -349,7 +362,15 @@ impl Engine {
         }
         st.seq += 1;
         let seq = st.seq;
-        let key = st.reqs.insert(Req { cb, fd: f.fildes, kind, seq, notify, list });
+        let key = st.reqs.insert(Req {
+            cb,
+            fd: f.fildes,
+            kind,
+            seq,
+            notify,
+            list,
+            cancel_requested: false,
+        });
         st.by_cb.insert(cb as usize, key);
         if notify.is_async() {
             st.async_notify += 1;
@@ -490,7 +511,18 @@ impl Engine {
         {
             let mut st = self.state();
             for c in completions {
-                self.finish_locked(&mut st, c.user_data as usize, c.res, &mut done);
+                let key = c.user_data as usize;
+                let uncalled = st.reqs.get(key).is_some_and(|r| !r.cancel_requested);
+                if c.res == -i64::from(libc::ECANCELED) && uncalled {
+                    // Cancelled by no one here: io_uring cancels the requests a thread
+                    // submitted when that thread exits (any thread's io_uring_enter submits
+                    // what others queued, too). The request never ran: submit it again, from
+                    // this thread, so it outlives its submitter as POSIX requires.
+                    self.queue_locked(&mut st, key, &mut done);
+                    done.flush = true;
+                    continue;
+                }
+                self.finish_locked(&mut st, key, c.res, &mut done);
             }
             // Room was made: queue what waited for it.
             while let Some(key) = st.backlog.pop_front() {
@@ -506,12 +538,42 @@ impl Engine {
         Ok(n)
     }
 
+    /// Takes the completions that are ready, unless another thread is reaping (it will).
+    fn poll(&self) {
+        if !self.reaping.swap(true, Ordering::AcqRel) {
+            let _ = self.progress(0, Some(Duration::ZERO));
+            self.reaping.store(false, Ordering::Release);
+            self.bump();
+        }
+    }
+
+    /// Waits in the driver for a completion, up to `timeout`, unless another thread is reaping
+    /// (`None`) or `ready()` already holds once this thread is the only reaper.
+    fn reap_waiting(
+        &self,
+        timeout: Duration,
+        ready: &impl Fn() -> bool,
+    ) -> Option<io::Result<usize>> {
+        if self.reaping.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        // Re-checked here: another reaper may have processed what this thread waits for
+        // between its last look and taking over.
+        let r = if ready() { Ok(0) } else { self.progress(1, Some(timeout)) };
+        self.reaping.store(false, Ordering::Release);
+        // Let a sleeper take over the waiting.
+        self.bump();
+        Some(r)
+    }
+
     /// Waits until `ready()` or `deadline`: one thread waits in the driver, others sleep until
     /// it has processed something. `Err(EINTR)` if a signal arrives, `Err(EAGAIN)` on timeout.
     fn wait_until(&self, deadline: Option<Instant>, ready: impl Fn() -> bool) -> Result<(), Errno> {
+        let slice = if self.block_signals { SLICE_THREADED } else { SLICE_URING };
         loop {
+            self.poll();
+            // Loaded before looking: what is processed after the look bumps it.
             let generation = self.generation.load(Ordering::SeqCst);
-            let _ = self.progress(0, Some(Duration::ZERO));
             if ready() {
                 return Ok(());
             }
@@ -522,15 +584,10 @@ impl Engine {
                     _ => return Err(libc::EAGAIN),
                 },
             };
-            if !self.waiting.swap(true, Ordering::SeqCst) {
-                let r = self.progress(1, left);
-                self.waiting.store(false, Ordering::SeqCst);
-                // Let a sleeper take over the waiting.
-                self.bump();
-                match r {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(libc::EINTR),
-                    _ => continue,
-                }
+            match self.reap_waiting(left.map_or(slice, |l| l.min(slice)), &ready) {
+                Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => return Err(libc::EINTR),
+                Some(_) => continue,
+                None => {}
             }
             self.sleepers.fetch_add(1, Ordering::SeqCst);
             let r = abi::futex_wait(&self.generation, generation, left);
@@ -559,7 +616,7 @@ impl Engine {
                 // Started with every signal blocked, so it never takes the program's signals.
                 let spawned = abi::with_signals_blocked(|| {
                     std::thread::Builder::new()
-                        .name("aio-posix-notify".into())
+                        .name("aio-notify".into())
                         .spawn(move || self.notifier_loop())
                 });
                 if let Ok(handle) = spawned {
@@ -729,7 +786,7 @@ unsafe fn current_status(cb: *const aiocb) -> Option<(i32, isize)> {
         return status;
     }
     if let Ok(e) = engine() {
-        let _ = e.progress(0, Some(Duration::ZERO));
+        e.poll();
     }
     // SAFETY: as above.
     unsafe { abi::aiocb_status(cb) }
@@ -846,10 +903,14 @@ pub unsafe fn aio_cancel(fd: i32, cb: *mut aiocb) -> Result<i32, Errno> {
                 cancelled.push((key, seq));
                 continue;
             }
+            st.reqs[key].cancel_requested = true;
             match engine.driver.cancel(key as u64) {
                 Ok(CancelOutcome::Cancelled) => cancelled.push((key, seq)),
-                Ok(CancelOutcome::Running) => running = true,
-                Ok(CancelOutcome::NotFound) | Err(_) => {}
+                Ok(CancelOutcome::Running) => {
+                    running = true;
+                    st.reqs[key].cancel_requested = false;
+                }
+                Ok(CancelOutcome::NotFound) | Err(_) => st.reqs[key].cancel_requested = false,
             }
         }
     }

@@ -114,6 +114,7 @@ impl Reactor {
 
     /// A descriptor that becomes readable when completions may be waiting: watch it (epoll,
     /// tokio's `AsyncFd`), read it, then call [`poll_completions`](Self::poll_completions).
+    /// Before each wait on it, [`flush`](Self::flush), so that what it waits for was started.
     pub fn eventfd(&self) -> io::Result<BorrowedFd<'_>> {
         self.driver.eventfd()
     }
@@ -126,8 +127,8 @@ impl Reactor {
         Ok(())
     }
 
-    /// Takes the completions that are ready, without waiting, and wakes their tasks. Returns
-    /// how many.
+    /// Takes the completions that are ready, without waiting (and without submitting what is
+    /// queued), and wakes their tasks. Returns how many.
     pub fn poll_completions(&self) -> io::Result<usize> {
         self.reap(0, Some(Duration::ZERO))
     }
@@ -144,7 +145,11 @@ impl Reactor {
         let mut scratch = self.scratch.try_lock().ok();
         let mut own = Vec::new();
         let done = scratch.as_deref_mut().unwrap_or(&mut own);
-        let n = self.driver.reap(min, SWEEP, timeout, done)?;
+        let n = if min == 0 && timeout == Some(Duration::ZERO) {
+            self.driver.poll(SWEEP, done)?
+        } else {
+            self.driver.reap(min, SWEEP, timeout, done)?
+        };
         if n > 0 {
             self.dispatch(done.drain(..));
             drop(scratch);
@@ -451,6 +456,7 @@ pub mod tokio {
             .map_err(io::Error::from)?;
         loop {
             reactor.flush()?;
+            reactor.poll_completions()?;
             let mut ready = afd.readable().await?;
             ready.clear_ready();
             // Reading resets the counter; an empty one (EAGAIN) is fine.

@@ -328,6 +328,13 @@ pub unsafe trait Driver: Send + Sync {
         out: &mut Vec<Completion>,
     ) -> io::Result<usize>;
 
+    /// Moves up to `max` completions that are already available into `out`, without waiting
+    /// and — unlike [`reap`](Self::reap) — without flushing, so a caller that only looks does
+    /// not break up the batch others are queueing. The default is `reap` with a zero timeout.
+    fn poll(&self, max: usize, out: &mut Vec<Completion>) -> io::Result<usize> {
+        self.reap(0, max, Some(Duration::ZERO), out)
+    }
+
     /// Tries to cancel the request in flight with this `user_data`.
     fn cancel(&self, user_data: u64) -> io::Result<CancelOutcome>;
 
@@ -359,6 +366,9 @@ unsafe impl<D: Driver + ?Sized> Driver for Box<D> {
     ) -> io::Result<usize> {
         (**self).reap(min, max, timeout, out)
     }
+    fn poll(&self, max: usize, out: &mut Vec<Completion>) -> io::Result<usize> {
+        (**self).poll(max, out)
+    }
     fn cancel(&self, user_data: u64) -> io::Result<CancelOutcome> {
         (**self).cancel(user_data)
     }
@@ -389,6 +399,9 @@ unsafe impl<D: Driver + ?Sized> Driver for std::sync::Arc<D> {
         out: &mut Vec<Completion>,
     ) -> io::Result<usize> {
         (**self).reap(min, max, timeout, out)
+    }
+    fn poll(&self, max: usize, out: &mut Vec<Completion>) -> io::Result<usize> {
+        (**self).poll(max, out)
     }
     fn cancel(&self, user_data: u64) -> io::Result<CancelOutcome> {
         (**self).cancel(user_data)

@@ -462,6 +462,12 @@ unsafe impl Driver for UringDriver {
         Ok(got)
     }
 
+    fn poll(&self, max: usize, out: &mut Vec<Completion>) -> io::Result<usize> {
+        let got = self.take(&mut self.inner(), max, out);
+        self.in_flight.fetch_sub(got, Ordering::Relaxed);
+        Ok(got)
+    }
+
     fn cancel(&self, user_data: u64) -> io::Result<CancelOutcome> {
         let tag = CANCEL_TAG | self.cancel_seq.fetch_add(1, Ordering::Relaxed);
         {
