@@ -483,3 +483,45 @@ fn cancelling_blocked_reads() {
     assert_eq!((c.user_data, c.res), (1, 4));
     assert_eq!(pool.in_flight(), 0);
 }
+
+/// The pool starts workers on demand, runs many requests on one descriptor at once when they
+/// block, and lets idle workers go.
+#[test]
+fn pool_workers_come_and_go() {
+    use aio::driver::{PoolDriver, PoolOptions};
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+
+    let pool = PoolDriver::new(PoolOptions {
+        threads: 4,
+        idle: Duration::from_millis(100),
+        ..PoolOptions::default()
+    });
+    assert_eq!(pool.threads(), 0, "no worker before the first request");
+    // Four reads of one pipe: each blocks until written, so all four must be running at once
+    // (one queue per descriptor, as glibc has, would leave three waiting).
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    for i in 0..4 {
+        let buf = Buf::for_read(vec![0u8; 1].into_boxed_slice());
+        pool.queue(Request::read(reader.as_raw_fd(), buf, 0, i)).unwrap();
+    }
+    let start = std::time::Instant::now();
+    while pool.running() < 4 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "only {} running at once",
+            pool.running()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(pool.threads(), 4);
+    writer.write_all(b"abcd").unwrap();
+    let done = reap_n(&pool, 4);
+    assert!(done.iter().all(|c| c.res == 1));
+    // Idle workers exit.
+    let start = std::time::Instant::now();
+    while pool.threads() > 0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "{} workers stayed", pool.threads());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -50,6 +50,8 @@ struct Shared {
     opts: PoolOptions,
     jobs: Mutex<Jobs>,
     work: Condvar,
+    /// Where the standby worker waits (it is not woken for each request).
+    standby: Condvar,
     ready: Ready,
     in_flight: AtomicUsize,
     /// Requests in the queue (a copy of its length that idle workers can watch without the lock).
@@ -67,11 +69,23 @@ struct Shared {
 struct Jobs {
     /// Requests waiting for a worker, with when they were queued.
     queue: VecDeque<(Request, Instant)>,
-    /// `user_data` of the requests workers are running (at most one per worker).
-    running: Vec<u64>,
+    /// The requests workers are running (at most one per worker): `user_data`, and when it
+    /// started.
+    running: Vec<(u64, Instant)>,
     threads: usize,
     idle: usize,
+    /// Whether a standby worker exists (see `worker`).
+    standby: bool,
     shutdown: bool,
+}
+
+impl Jobs {
+    /// Whether the workers are stuck: the oldest request waits longer than [`STALL`] while a
+    /// running one has run longer than [`BLOCKED`] or requests generally block.
+    fn stuck(&self, blocking: bool) -> bool {
+        let waited = self.queue.front().is_some_and(|(_, t)| t.elapsed() > STALL);
+        waited && (blocking || self.running.iter().any(|(_, t)| t.elapsed() > BLOCKED))
+    }
 }
 
 impl Shared {
@@ -98,6 +112,7 @@ impl PoolDriver {
                 opts,
                 jobs: Mutex::new(Jobs::default()),
                 work: Condvar::new(),
+                standby: Condvar::new(),
                 ready,
                 in_flight: AtomicUsize::new(0),
                 queued: AtomicUsize::new(0),
@@ -130,11 +145,12 @@ impl Shared {
         self.slow.load(Ordering::Relaxed) >= SLOW_MAX / 2
     }
 
-    /// Starts a worker; `jobs.threads` already counts it.
-    fn spawn_worker(self: &Arc<Self>) -> io::Result<()> {
+    /// Starts a worker (a standby one if `standby`); `jobs.threads` already counts it.
+    fn spawn_worker(self: &Arc<Self>, standby: bool) -> io::Result<()> {
         let shared = Arc::clone(self);
-        let spawned =
-            std::thread::Builder::new().name("aio-pool".into()).spawn(move || worker(&shared));
+        let spawned = std::thread::Builder::new()
+            .name("aio-pool".into())
+            .spawn(move || worker(&shared, standby));
         match spawned {
             Ok(handle) => {
                 let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
@@ -158,24 +174,53 @@ const FAST: Duration = Duration::from_micros(20);
 const SPIN: Duration = Duration::from_micros(20);
 /// The top of the `slow` score.
 const SLOW_MAX: u32 = 16;
+/// A request running longer than this is blocked (an empty pipe, a stalled device).
+const BLOCKED: Duration = Duration::from_millis(1);
 
-fn worker(shared: &Arc<Shared>) {
+/// A worker. Normal workers take requests as they come and sleep when there are none. At
+/// most one worker at a time is a *standby*: started when requests wait while every worker is
+/// busy, it takes a request only once the workers look stuck (see `Jobs::stuck`) — then it
+/// becomes a normal worker, and another standby may start. So page-cache hits, served faster
+/// than a new thread could help, stay on few threads, while requests that block (a slow device,
+/// an empty pipe) get more workers, up to the limit, without anyone having to ask.
+fn worker(shared: &Arc<Shared>, mut standby: bool) {
     let mut prio: Option<u16> = None;
     let mut last: Option<u64> = None;
+    let mut idle_since = Instant::now();
     loop {
         // Retire the last request and take the next in one visit to the lock.
         let mut jobs = shared.jobs();
         if let Some(user_data) = last.take() {
-            if let Some(pos) = jobs.running.iter().position(|&u| u == user_data) {
+            if let Some(pos) = jobs.running.iter().position(|&(u, _)| u == user_data) {
                 jobs.running.swap_remove(pos);
             }
         }
         let next = loop {
-            if let Some(job) = jobs.queue.pop_front() {
-                break Some(job);
-            }
             if jobs.shutdown {
                 break None;
+            }
+            if standby {
+                if jobs.stuck(shared.blocking()) {
+                    jobs.standby = false;
+                    standby = false;
+                    continue;
+                }
+                if jobs.queue.is_empty() && idle_since.elapsed() > shared.opts.idle {
+                    jobs.standby = false;
+                    break None;
+                }
+                if !jobs.queue.is_empty() {
+                    idle_since = Instant::now();
+                }
+                jobs = shared
+                    .standby
+                    .wait_timeout(jobs, STALL)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+                continue;
+            }
+            if let Some(job) = jobs.queue.pop_front() {
+                break Some(job);
             }
             // Look for work a little before sleeping: a reaper usually queues the next request
             // right after it takes a completion.
@@ -203,24 +248,24 @@ fn worker(shared: &Arc<Shared>) {
                 break None;
             }
         };
-        let Some((mut req, queued)) = next else {
+        let Some((mut req, _queued)) = next else {
             jobs.threads -= 1;
             return;
         };
         shared.queued.fetch_sub(1, Ordering::Relaxed);
-        jobs.running.push(req.user_data);
-        // Requests are piling up behind slow (blocking) I/O: bring in another worker.
-        let spawn = jobs.idle == 0
-            && !jobs.queue.is_empty()
-            && jobs.threads < shared.opts.threads
-            && queued.elapsed() > STALL
-            && shared.blocking();
+        jobs.running.push((req.user_data, Instant::now()));
+        // Requests wait behind busy workers: make sure a standby is watching.
+        let spawn = !jobs.queue.is_empty()
+            && jobs.idle == 0
+            && !jobs.standby
+            && jobs.threads < shared.opts.threads;
         if spawn {
             jobs.threads += 1;
+            jobs.standby = true;
         }
         drop(jobs);
-        if spawn {
-            let _ = shared.spawn_worker();
+        if spawn && shared.spawn_worker(true).is_err() {
+            shared.jobs().standby = false;
         }
 
         let wanted = req.ioprio.map(|p| p.raw());
@@ -240,6 +285,7 @@ fn worker(shared: &Arc<Shared>) {
         };
         shared.slow.store(score, Ordering::Relaxed);
         last = Some(req.user_data);
+        idle_since = Instant::now();
         shared.ready.push([Completion::new(req.user_data, res, req.buf)]);
     }
 }
@@ -303,15 +349,15 @@ unsafe impl Driver for PoolDriver {
         if jobs.shutdown {
             return Err(Rejected::new(io::Error::other("the pool is shutting down"), req));
         }
-        // A sleeping worker takes it; else start one if there is none, or if requests are
-        // waiting too long (the workers are stuck in slow I/O).
+        // A sleeping worker takes it; else the first worker starts, or a standby that takes
+        // requests over if the busy workers turn out to be stuck (see `worker`).
         let wake = jobs.idle > 0;
-        let stalled =
-            jobs.queue.front().is_some_and(|(_, t)| t.elapsed() > STALL) && shared.blocking();
-        let spawn = !wake && jobs.threads < shared.opts.threads && (jobs.threads == 0 || stalled);
-        if spawn {
+        let spawn = !wake && jobs.threads == 0;
+        let standby = !wake && !spawn && !jobs.standby && jobs.threads < shared.opts.threads;
+        if spawn || standby {
             jobs.threads += 1;
         }
+        jobs.standby |= standby;
         jobs.queue.push_back((req, Instant::now()));
         shared.queued.fetch_add(1, Ordering::Relaxed);
         shared.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -319,8 +365,11 @@ unsafe impl Driver for PoolDriver {
         if wake {
             shared.work.notify_one();
         }
+        if standby && shared.spawn_worker(true).is_err() {
+            shared.jobs().standby = false;
+        }
         if spawn {
-            if let Err(e) = shared.spawn_worker() {
+            if let Err(e) = shared.spawn_worker(false) {
                 let mut jobs = shared.jobs();
                 // With no worker at all the request would never run: give it back.
                 if jobs.threads == 0 {
@@ -367,7 +416,7 @@ unsafe impl Driver for PoolDriver {
             )]);
             return Ok(CancelOutcome::Cancelled);
         }
-        Ok(if jobs.running.contains(&user_data) {
+        Ok(if jobs.running.iter().any(|&(u, _)| u == user_data) {
             CancelOutcome::Running
         } else {
             CancelOutcome::NotFound
