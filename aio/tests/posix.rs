@@ -365,3 +365,56 @@ fn requests_outlive_the_thread_that_submitted_them() {
     assert_eq!(ret(&mut read), 1);
     assert_eq!(byte, b'k');
 }
+
+#[test]
+fn a_waiter_wakes_while_other_threads_poll() {
+    // One thread waits in aio_suspend (no timeout) for a pipe read while another polls
+    // aio_error in a loop: the poller must not take the waiter's completion from under it.
+    let (r1, w1) = pipe();
+    let (r2, w2) = pipe();
+    let mut a = 0u8;
+    let mut b = 0u8;
+    let mut waited = cb(r1.as_raw_fd(), &mut a, 1, 0);
+    let mut polled = cb(r2.as_raw_fd(), &mut b, 1, 0);
+    // SAFETY: both aiocbs and bytes outlive their requests (waited for below).
+    unsafe { posix::aio_read(ptr(&mut waited)) }.expect("aio_read");
+    // SAFETY: as above.
+    unsafe { posix::aio_read(ptr(&mut polled)) }.expect("aio_read");
+    let (waited_addr, polled_addr) = (ptr(&mut waited) as usize, ptr(&mut polled) as usize);
+    let waiter = std::thread::spawn(move || {
+        let list = [waited_addr as *const aiocb];
+        let started = Instant::now();
+        // SAFETY: the aiocb lives in the main thread, which joins this one first.
+        let r = unsafe { posix::aio_suspend(&list, None) };
+        (r, started.elapsed())
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut polls = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: as above.
+                let e = unsafe { posix::aio_error(polled_addr as *const aiocb) };
+                assert_eq!(e, Ok(libc::EINPROGRESS));
+                polls += 1;
+            }
+            polls
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let written = Instant::now();
+    (&File::from(w1)).write_all(b"w").expect("write to the first pipe");
+    let (r, _) = waiter.join().expect("the waiting thread");
+    let late = written.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let polls = poller.join().expect("the polling thread");
+    assert_eq!(r, Ok(()));
+    assert!(late < Duration::from_millis(500), "the waiter woke {late:?} after its completion");
+    assert!(polls > 0);
+    assert_eq!(ret(&mut waited), 1);
+    (&File::from(w2)).write_all(b"p").expect("write to the second pipe");
+    wait(&mut polled);
+    assert_eq!((a, b), (b'w', b'p'));
+    drop((r1, r2));
+}

@@ -94,11 +94,11 @@ const DELIBERATE: &[Deliberate] = &[
     d("errors", "never submitted return = 0", "never submitted return = -1 EINVAL", ALL, NEVER),
     d(
         "errors",
-        "in flight return = 0",
+        "in flight return = a value from the aiocb",
         "in flight return = -1 EINPROGRESS",
         ALL,
-        "before completion glibc's aio_return gives the field it initialised to 0; ours says \
-         the request is still in progress",
+        "before completion glibc's aio_return gives its __return_value field as it is (0, or -1 \
+         while its thread tries pread on the pipe); ours says the request is still in progress",
     ),
     // listio.c
     d(
@@ -218,7 +218,7 @@ const DELIBERATE: &[Deliberate] = &[
 
 /// The programs also run with `AIO_ENGINE=kernel` and `AIO_ENGINE=pool`.
 const ENGINE_PROGRAMS: &[&str] =
-    &["readwrite", "errors", "fsync", "notify", "listio", "fork", "init", "largefile"];
+    &["readwrite", "errors", "fsync", "notify", "listio", "fork", "threads", "init", "largefile"];
 
 const FLAGS: &[&str] = &["-std=gnu11", "-O1", "-Wall", "-Wextra", "-Werror", "-pthread", "-ldl"];
 const RUN_LIMIT: Duration = Duration::from_secs(180);
@@ -383,8 +383,8 @@ macro_rules! programs {
 }
 
 programs!(
-    layout, readwrite, errors, fsync, suspend, cancel, notify, listio, fork, overlap, limits, init,
-    largefile,
+    layout, readwrite, errors, fsync, suspend, cancel, notify, listio, fork, threads, overlap,
+    limits, init, largefile,
 );
 
 /// `suspend.c` and `overlap.c` wait on a pipe or socket with other requests behind; on the

@@ -144,7 +144,15 @@ int main(int argc, char **argv)
 	prep(&cb, p[0], buf, 1, 0);
 	SHOW("pipe read", aio_read(&cb));
 	printf("in flight error = %s\n", error_of(&cb));
-	SHOW("in flight return", aio_return(&cb));
+	/* glibc returns its field, which its thread changes meanwhile (to -1 while it tries pread
+	 * on the pipe, before falling back to read): only say whether it is EINPROGRESS. */
+	{
+		long r;
+		errno = 0;
+		r = aio_return(&cb);
+		printf("in flight return = %s\n", r == -1 && errno == EINPROGRESS ?
+		       "-1 EINPROGRESS" : "a value from the aiocb");
+	}
 	CHECK(write(p[1], "x", 1) == 1);
 	wait_done(&cb);
 	printf("pipe read error = %s\n", error_of(&cb));
