@@ -14,7 +14,7 @@ use aio::driver::{
     CancelOutcome, Completion, Driver, KernelDriver, KernelOptions, PoolDriver, PoolOptions,
     Rejected, Request, UringDriver, UringOptions,
 };
-use aio::{AlignedBuf, File, IoBuf, IoBufMut, Reactor};
+use aio::{AlignedBuf, File, IoBuf, Reactor};
 use common::*;
 
 /// Polls every future in turn until all are done (a minimal `join_all`).
@@ -215,39 +215,6 @@ fn a_thousand_reads_from_one_task_batch_into_few_submissions() {
     assert!(flushes <= 5, "1000 reads took {flushes} submissions");
 }
 
-/// A buffer that counts its drops.
-struct Tracked(AlignedBuf, Arc<AtomicUsize>);
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.1.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-// SAFETY: delegates to AlignedBuf, whose storage is stable.
-unsafe impl IoBuf for Tracked {
-    fn stable_ptr(&self) -> *const u8 {
-        self.0.stable_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.0.bytes_init()
-    }
-    fn bytes_total(&self) -> usize {
-        self.0.bytes_total()
-    }
-}
-
-// SAFETY: as above.
-unsafe impl IoBufMut for Tracked {
-    fn stable_mut_ptr(&mut self) -> *mut u8 {
-        self.0.stable_mut_ptr()
-    }
-    unsafe fn set_init(&mut self, len: usize) {
-        // SAFETY: forwarded.
-        unsafe { self.0.set_init(len) }
-    }
-}
-
 struct Noop;
 impl Wake for Noop {
     fn wake(self: Arc<Self>) {}
@@ -276,7 +243,7 @@ fn dropping_futures_in_flight_under_stress() {
             let mut futs: Vec<_> = (0..16usize)
                 .map(|i| {
                     made += 1;
-                    let buf = Tracked(AlignedBuf::new(4096, 4096), Arc::clone(&drops));
+                    let buf = Tracked::new(4096, 4096, &drops);
                     file.read_at(buf, (((round * 16 + i) * 7919) % 4096 * 4096) as u64)
                 })
                 .collect();
@@ -325,7 +292,7 @@ fn a_forgotten_future_leaks_but_corrupts_nothing() {
         let drops = Arc::new(AtomicUsize::new(0));
         let waker = Waker::from(Arc::new(Noop));
         let mut cx = Context::from_waker(&waker);
-        let mut fut = pipe.read_at(Tracked(AlignedBuf::new(4096, 4096), Arc::clone(&drops)), 0);
+        let mut fut = pipe.read_at(Tracked::new(4096, 4096, &drops), 0);
         assert!(Pin::new(&mut fut).poll(&mut cx).is_pending());
         assert!(Pin::new(&mut fut).poll(&mut cx).is_pending(), "{name}: the pipe is empty");
         std::mem::forget(fut);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use aio::driver::{Buf, CancelOutcome, Completion, Driver, IoPriority, Op, Request, RwFlags};
 use aio::kernel::IoClass;
-use aio::{AlignedBuf, IoBuf, IoBufMut, Slice};
+use aio::{AlignedBuf, Slice};
 use common::drivers::*;
 use common::*;
 
@@ -221,42 +221,6 @@ fn cancellation_completes_each_request_once() {
     });
 }
 
-/// A buffer that counts its drops and checks a sentinel region past what requests may touch.
-struct Tracked {
-    buf: AlignedBuf,
-    drops: Arc<AtomicUsize>,
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.drops.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-// SAFETY: delegates to AlignedBuf, whose storage is stable.
-unsafe impl IoBuf for Tracked {
-    fn stable_ptr(&self) -> *const u8 {
-        self.buf.stable_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.buf.bytes_init()
-    }
-    fn bytes_total(&self) -> usize {
-        self.buf.bytes_total()
-    }
-}
-
-// SAFETY: as above.
-unsafe impl IoBufMut for Tracked {
-    fn stable_mut_ptr(&mut self) -> *mut u8 {
-        self.buf.stable_mut_ptr()
-    }
-    unsafe fn set_init(&mut self, len: usize) {
-        // SAFETY: forwarded.
-        unsafe { self.buf.set_init(len) }
-    }
-}
-
 #[test]
 fn buffers_live_until_completion_and_are_dropped_once() {
     each_target("buffers_live_until_completion_and_are_dropped_once", |t, data| {
@@ -266,7 +230,7 @@ fn buffers_live_until_completion_and_are_dropped_once() {
         let n = 300usize;
         for i in 0..n {
             let off = (i * 13 % (SIZE / blk)) * blk;
-            let buf = Tracked { buf: AlignedBuf::new(blk, blk), drops: Arc::clone(&drops) };
+            let buf = Tracked::new(blk, blk, &drops);
             d.queue(Request::read(t.fd(), Buf::for_read(buf), off as u64, i as u64)).unwrap();
             if i % 50 == 49 {
                 d.flush().unwrap();
@@ -421,7 +385,7 @@ fn dropping_a_driver_with_requests_in_flight() {
             let blk = t.unit.max(4096);
             for i in 0..64usize {
                 let off = ((i + round) * 31 % (SIZE / blk)) * blk;
-                let buf = Tracked { buf: AlignedBuf::new(blk, blk), drops: Arc::clone(&drops) };
+                let buf = Tracked::new(blk, blk, &drops);
                 t.driver
                     .queue(Request::read(t.fd(), Buf::for_read(buf), off as u64, i as u64))
                     .unwrap();

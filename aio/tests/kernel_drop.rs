@@ -14,47 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aio::kernel::{Context, PollFlags, Request};
-use aio::{AlignedBuf, IoBuf, IoBufMut};
+use aio::AlignedBuf;
 use common::*;
 
 const SENTINEL: u8 = 0xA5;
 const BLOCK: usize = 16 << 10;
-
-/// An aligned buffer that counts its drops.
-struct Tracked {
-    buf: AlignedBuf,
-    drops: Arc<AtomicUsize>,
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.drops.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-// SAFETY: delegates to AlignedBuf, whose storage is stable; Tracked adds no storage of its own.
-unsafe impl IoBuf for Tracked {
-    fn stable_ptr(&self) -> *const u8 {
-        self.buf.stable_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.buf.bytes_init()
-    }
-    fn bytes_total(&self) -> usize {
-        self.buf.bytes_total()
-    }
-}
-
-// SAFETY: as above.
-unsafe impl IoBufMut for Tracked {
-    fn stable_mut_ptr(&mut self) -> *mut u8 {
-        self.buf.stable_mut_ptr()
-    }
-    unsafe fn set_init(&mut self, len: usize) {
-        // SAFETY: forwarded.
-        unsafe { self.buf.set_init(len) }
-    }
-}
 
 fn rounds() -> usize {
     std::env::var("AIO_DROP_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2000)
@@ -95,8 +59,7 @@ fn dropping_contexts_with_reads_in_flight_never_corrupts_memory() {
                     let ctx = Context::<Tracked>::new(64).unwrap();
                     for i in 0..16u64 {
                         let off = ((round as u64 * 131 + i * 977) % 2000) * BLOCK as u64;
-                        let buf = AlignedBuf::new(BLOCK, align);
-                        let buf = Tracked { buf, drops: Arc::clone(&drops) };
+                        let buf = Tracked::new(BLOCK, align, &drops);
                         made.fetch_add(1, Ordering::SeqCst);
                         ctx.submit(Request::pread(&*file, buf, off)).unwrap();
                     }
@@ -158,7 +121,7 @@ fn dropping_a_context_with_polls_and_callbacks_pending() {
         }
         // A read whose callback holds a buffer and would count a call.
         let f = File::open("/dev/zero").unwrap();
-        let buf = Tracked { buf: AlignedBuf::new(512, 512), drops: Arc::clone(&drops) };
+        let buf = Tracked::new(512, 512, &drops);
         let c = Arc::clone(&called);
         ctx.submit(Request::pread(&f, buf, 0).on_complete(move |_, _| {
             c.fetch_add(1, Ordering::SeqCst);

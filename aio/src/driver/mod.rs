@@ -346,70 +346,44 @@ pub unsafe trait Driver: Send + Sync {
     fn in_flight(&self) -> usize;
 }
 
-// SAFETY: forwards to a driver that keeps the promises.
-unsafe impl<D: Driver + ?Sized> Driver for Box<D> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn queue(&self, req: Request) -> Result<(), Rejected> {
-        (**self).queue(req)
-    }
-    fn flush(&self) -> io::Result<()> {
-        (**self).flush()
-    }
-    fn reap(
-        &self,
-        min: usize,
-        max: usize,
-        timeout: Option<Duration>,
-        out: &mut Vec<Completion>,
-    ) -> io::Result<usize> {
-        (**self).reap(min, max, timeout, out)
-    }
-    fn poll(&self, max: usize, out: &mut Vec<Completion>) -> io::Result<usize> {
-        (**self).poll(max, out)
-    }
-    fn cancel(&self, user_data: u64) -> io::Result<CancelOutcome> {
-        (**self).cancel(user_data)
-    }
-    fn eventfd(&self) -> io::Result<BorrowedFd<'_>> {
-        (**self).eventfd()
-    }
-    fn in_flight(&self) -> usize {
-        (**self).in_flight()
-    }
+/// `Driver` for smart pointers to a driver: every method forwards.
+macro_rules! forward_driver {
+    ($($ptr:ident)::+) => {
+        // SAFETY: forwards to a driver that keeps the promises.
+        unsafe impl<D: Driver + ?Sized> Driver for $($ptr)::+<D> {
+            fn name(&self) -> &str {
+                (**self).name()
+            }
+            fn queue(&self, req: Request) -> Result<(), Rejected> {
+                (**self).queue(req)
+            }
+            fn flush(&self) -> io::Result<()> {
+                (**self).flush()
+            }
+            fn reap(
+                &self,
+                min: usize,
+                max: usize,
+                timeout: Option<Duration>,
+                out: &mut Vec<Completion>,
+            ) -> io::Result<usize> {
+                (**self).reap(min, max, timeout, out)
+            }
+            fn poll(&self, max: usize, out: &mut Vec<Completion>) -> io::Result<usize> {
+                (**self).poll(max, out)
+            }
+            fn cancel(&self, user_data: u64) -> io::Result<CancelOutcome> {
+                (**self).cancel(user_data)
+            }
+            fn eventfd(&self) -> io::Result<BorrowedFd<'_>> {
+                (**self).eventfd()
+            }
+            fn in_flight(&self) -> usize {
+                (**self).in_flight()
+            }
+        }
+    };
 }
 
-// SAFETY: forwards to a driver that keeps the promises.
-unsafe impl<D: Driver + ?Sized> Driver for std::sync::Arc<D> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn queue(&self, req: Request) -> Result<(), Rejected> {
-        (**self).queue(req)
-    }
-    fn flush(&self) -> io::Result<()> {
-        (**self).flush()
-    }
-    fn reap(
-        &self,
-        min: usize,
-        max: usize,
-        timeout: Option<Duration>,
-        out: &mut Vec<Completion>,
-    ) -> io::Result<usize> {
-        (**self).reap(min, max, timeout, out)
-    }
-    fn poll(&self, max: usize, out: &mut Vec<Completion>) -> io::Result<usize> {
-        (**self).poll(max, out)
-    }
-    fn cancel(&self, user_data: u64) -> io::Result<CancelOutcome> {
-        (**self).cancel(user_data)
-    }
-    fn eventfd(&self) -> io::Result<BorrowedFd<'_>> {
-        (**self).eventfd()
-    }
-    fn in_flight(&self) -> usize {
-        (**self).in_flight()
-    }
-}
+forward_driver!(Box);
+forward_driver!(std::sync::Arc);

@@ -88,3 +88,49 @@ pub fn examples_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     exe.parent().and_then(Path::parent).expect("target profile dir").join("examples")
 }
+
+/// An aligned buffer that counts its drops, to check each buffer is freed exactly once.
+pub struct Tracked {
+    pub buf: aio::AlignedBuf,
+    pub drops: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Tracked {
+    pub fn new(
+        len: usize,
+        align: usize,
+        drops: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) -> Tracked {
+        Tracked { buf: aio::AlignedBuf::new(len, align), drops: std::sync::Arc::clone(drops) }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+// SAFETY: delegates to AlignedBuf, whose storage is stable; Tracked adds no storage of its own.
+unsafe impl aio::IoBuf for Tracked {
+    fn stable_ptr(&self) -> *const u8 {
+        self.buf.stable_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.buf.bytes_init()
+    }
+    fn bytes_total(&self) -> usize {
+        self.buf.bytes_total()
+    }
+}
+
+// SAFETY: as above.
+unsafe impl aio::IoBufMut for Tracked {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.buf.stable_mut_ptr()
+    }
+    unsafe fn set_init(&mut self, len: usize) {
+        // SAFETY: forwarded.
+        unsafe { self.buf.set_init(len) }
+    }
+}
