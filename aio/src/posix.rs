@@ -66,13 +66,22 @@
 //!   idle pool thread stays.
 //! - After `fork`, the child starts with no requests in flight and a fresh engine; the
 //!   parent's requests complete in the parent.
+//! - A request belongs to the process, not to the thread that submitted it: io_uring cancels
+//!   the requests a thread submitted when it exits, and such a request (which never ran) is
+//!   submitted again by the thread that finds it cancelled.
+//! - `aio_error` and `aio_return` may be called from a signal handler (POSIX lists them as
+//!   async-signal-safe): when the handler interrupted this library on the same thread, they
+//!   report the status as it is without taking completions (which needs locks the interrupted
+//!   code may hold); a completion's signal is always sent after its status is final.
 //! - With io_uring, the kernel may need the thread that submitted a request to finish it (a
 //!   read that waited on a pipe) or to start an io_uring worker; it interrupts that thread's
 //!   blocking system call to do so, and calls it does not restart (`sigtimedwait`,
 //!   `epoll_wait`) fail with `EINTR` although no signal arrived. Programs that retry on
 //!   `EINTR`, as they must for signals anyway, are unaffected.
 
+use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
@@ -221,14 +230,73 @@ struct List {
 struct State {
     reqs: Slab<Req>,
     /// In-flight requests by aiocb address.
-    by_cb: HashMap<usize, usize>,
-    fds: HashMap<i32, FdState>,
+    fds: HashMap<i32, FdState, BuildHasherDefault<FdHasher>>,
     lists: Slab<List>,
     /// Requests the driver could not take yet (it was full), by key.
     backlog: VecDeque<usize>,
     seq: u64,
     /// In-flight requests and lists that want a signal or a thread.
     async_notify: usize,
+}
+
+impl State {
+    /// The request `cb` belongs to, if it is in flight here.
+    fn key_of(&self, cb: *const aiocb) -> Option<usize> {
+        // SAFETY: callers pass aiocbs the program vouched for (readable).
+        let key = unsafe { abi::aiocb_key(cb) };
+        self.reqs.get(key).filter(|r| r.cb.cast_const() == cb).map(|_| key)
+    }
+
+    fn in_flight(&self, cb: *const aiocb) -> bool {
+        self.key_of(cb).is_some()
+    }
+}
+
+thread_local! {
+    /// Completions taken from the driver, the vector kept from one call to the next.
+    static COMPLETIONS: Cell<Vec<Completion>> = const { Cell::new(Vec::new()) };
+    /// How deep this thread is in the functions that take the library's locks.
+    static IN_LIBRARY: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Marks this thread as inside the library (taking its locks) while it lives.
+struct InLibrary;
+
+impl InLibrary {
+    fn enter() -> InLibrary {
+        IN_LIBRARY.with(|d| d.set(d.get() + 1));
+        InLibrary
+    }
+
+    /// Whether this thread is inside the library: then a signal handler running on it must not
+    /// take the locks the interrupted code may hold.
+    fn here() -> bool {
+        IN_LIBRARY.with(|d| d.get() > 0)
+    }
+}
+
+impl Drop for InLibrary {
+    fn drop(&mut self) {
+        IN_LIBRARY.with(|d| d.set(d.get() - 1));
+    }
+}
+
+/// A hasher for descriptor numbers: they are small and distinct, so the number is the hash.
+#[derive(Default)]
+struct FdHasher(u64);
+
+impl Hasher for FdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_i32(&mut self, n: i32) {
+        self.0 = n as u32 as u64;
+    }
 }
 
 /// The process-wide engine.
@@ -246,6 +314,8 @@ struct Engine {
     /// it is for) and sleeps on `generation`, so no completion is taken from under a thread
     /// waiting in the driver for it.
     reaping: AtomicBool,
+    /// Whether requests wait in `State::backlog` (read without the lock).
+    backlogged: AtomicBool,
     notifier: Mutex<Option<std::thread::Thread>>,
     /// Whether the driver starts threads of its own when requests are queued (the pool, and
     /// kernel AIO's pool for buffered files): they are queued with every signal blocked, so
@@ -315,6 +385,7 @@ fn engine() -> Result<&'static Engine, Errno> {
         generation: AtomicU32::new(0),
         sleepers: AtomicU32::new(0),
         reaping: AtomicBool::new(false),
+        backlogged: AtomicBool::new(false),
         notifier: Mutex::new(None),
     }));
     ENGINE.store(engine, Ordering::Release);
@@ -352,7 +423,7 @@ impl Engine {
     ) -> Result<(), Errno> {
         // SAFETY: the caller vouched for `cb` (the C API contract: a valid aiocb).
         let f = unsafe { abi::aiocb_fields(cb) };
-        if st.by_cb.contains_key(&(cb as usize)) {
+        if st.in_flight(cb) {
             return Err(libc::EINVAL);
         }
         if st.reqs.len() >= AIO_MAX {
@@ -371,7 +442,8 @@ impl Engine {
             list,
             cancel_requested: false,
         });
-        st.by_cb.insert(cb as usize, key);
+        // SAFETY: valid, and ours to write from now until the request completes.
+        unsafe { abi::aiocb_set_key(cb, key) };
         if notify.is_async() {
             st.async_notify += 1;
         }
@@ -440,7 +512,10 @@ impl Engine {
         };
         match queued {
             Ok(()) => {}
-            Err(r) if r.is_full() => st.backlog.push_back(key),
+            Err(r) if r.is_full() => {
+                st.backlog.push_back(key);
+                self.backlogged.store(true, Ordering::Release);
+            }
             Err(r) => {
                 let errno = r.error.raw_os_error().unwrap_or(libc::EINVAL);
                 self.finish_locked(st, key, -i64::from(errno), done);
@@ -452,7 +527,6 @@ impl Engine {
     /// notifications to deliver once the lock is released.
     fn finish_locked(&self, st: &mut State, key: usize, res: i64, done: &mut Done) {
         let Some(req) = st.reqs.try_remove(key) else { return };
-        st.by_cb.remove(&(req.cb as usize));
         let (ret, err) = if res < 0 { (-1, (-res) as i32) } else { (res as isize, 0) };
         // SAFETY: the aiocb is valid until its request completes, which is now.
         unsafe { abi::aiocb_set_status(req.cb, ret, err) };
@@ -499,18 +573,30 @@ impl Engine {
         }
     }
 
-    /// Takes completions from the driver — up to 256, waiting for at least `min` until
-    /// `timeout` — and processes them. Returns how many.
-    fn progress(&self, min: usize, timeout: Option<Duration>) -> io::Result<usize> {
-        let mut completions: Vec<Completion> = Vec::new();
-        let n = self.driver.reap(min, 256, timeout, &mut completions)?;
-        if n == 0 && lock(&self.state).backlog.is_empty() {
+    /// Takes completions from the driver — those ready (`wait` None), or waiting up to `wait`
+    /// for at least one — and processes them, up to 256. Returns how many. Called by the one
+    /// thread reaping (see `reaping`).
+    fn progress(&self, wait: Option<Duration>) -> io::Result<usize> {
+        let mut completions = COMPLETIONS.with(Cell::take);
+        let taken = match wait {
+            None => self.driver.poll(256, &mut completions),
+            Some(timeout) => self.driver.reap(1, 256, Some(timeout), &mut completions),
+        };
+        let n = match taken {
+            Ok(n) => n,
+            Err(e) => {
+                COMPLETIONS.with(|c| c.set(completions));
+                return Err(e);
+            }
+        };
+        if n == 0 && !self.backlogged.load(Ordering::Acquire) {
+            COMPLETIONS.with(|c| c.set(completions));
             return Ok(0);
         }
         let mut done = Done::default();
         {
             let mut st = self.state();
-            for c in completions {
+            for c in completions.drain(..) {
                 let key = c.user_data as usize;
                 let uncalled = st.reqs.get(key).is_some_and(|r| !r.cancel_requested);
                 if c.res == -i64::from(libc::ECANCELED) && uncalled {
@@ -533,7 +619,9 @@ impl Engine {
                     break;
                 }
             }
+            self.backlogged.store(!st.backlog.is_empty(), Ordering::Release);
         }
+        COMPLETIONS.with(|c| c.set(completions));
         done.finish(self);
         Ok(n)
     }
@@ -541,7 +629,7 @@ impl Engine {
     /// Takes the completions that are ready, unless another thread is reaping (it will).
     fn poll(&self) {
         if !self.reaping.swap(true, Ordering::AcqRel) {
-            let _ = self.progress(0, Some(Duration::ZERO));
+            let _ = self.progress(None);
             self.reaping.store(false, Ordering::Release);
             self.bump();
         }
@@ -559,7 +647,7 @@ impl Engine {
         }
         // Re-checked here: another reaper may have processed what this thread waits for
         // between its last look and taking over.
-        let r = if ready() { Ok(0) } else { self.progress(1, Some(timeout)) };
+        let r = if ready() { Ok(0) } else { self.progress(Some(timeout)) };
         self.reaping.store(false, Ordering::Release);
         // Let a sleeper take over the waiting.
         self.bump();
@@ -690,7 +778,7 @@ impl Engine {
     /// Records a refusal in the aiocb (`-1` and the errno, as glibc does), unless it belongs to
     /// a request still in flight.
     fn refuse_locked(&self, st: &State, cb: *mut aiocb, errno: Errno) {
-        if !st.by_cb.contains_key(&(cb as usize)) {
+        if !st.in_flight(cb) {
             // SAFETY: a valid aiocb (the caller's promise) that no request of ours owns.
             unsafe { abi::aiocb_set_status(cb, -1, errno) };
         }
@@ -701,6 +789,7 @@ fn submit_one(cb: *mut aiocb, kind: Kind) -> Result<(), Errno> {
     if cb.is_null() {
         return Err(libc::EINVAL);
     }
+    let _inside = InLibrary::enter();
     // SAFETY: non-null; the caller vouches it is a valid aiocb.
     let f = unsafe { abi::aiocb_fields(cb) };
     let engine = engine()?;
@@ -785,8 +874,12 @@ unsafe fn current_status(cb: *const aiocb) -> Option<(i32, isize)> {
     if !matches!(status, Some((libc::EINPROGRESS, _))) {
         return status;
     }
-    if let Ok(e) = engine() {
-        e.poll();
+    // From a signal handler that interrupted the library on this thread, only look: the
+    // interrupted code may hold the locks taking completions needs.
+    if !InLibrary::here() {
+        if let Ok(e) = engine() {
+            e.poll();
+        }
     }
     // SAFETY: as above.
     unsafe { abi::aiocb_status(cb) }
@@ -839,6 +932,7 @@ pub unsafe fn aio_suspend(list: &[*const aiocb], timeout: Option<Duration>) -> R
     if list.iter().all(|cb| cb.is_null()) {
         return Ok(());
     }
+    let _inside = InLibrary::enter();
     let engine = engine()?;
     // Done: an entry whose request has completed, or which this library is not running: never
     // submitted here, or marked in progress but not ours (a copy, or the parent's before a
@@ -853,8 +947,7 @@ pub unsafe fn aio_suspend(list: &[*const aiocb], timeout: Option<Duration>) -> R
             }
         }
         let st = engine.state();
-        in_progress
-            && list.iter().any(|&cb| !cb.is_null() && !st.by_cb.contains_key(&(cb as usize)))
+        in_progress && list.iter().any(|&cb| !cb.is_null() && !st.in_flight(cb))
     };
     if any_done() {
         return Ok(());
@@ -878,6 +971,7 @@ pub unsafe fn aio_cancel(fd: i32, cb: *mut aiocb) -> Result<i32, Errno> {
     if !cb.is_null() && unsafe { (*cb).aio_fildes } != fd {
         return Err(libc::EINVAL);
     }
+    let _inside = InLibrary::enter();
     let engine = engine()?;
     let mut done = Done::default();
     // (key, sequence) of the requests cancelled: done once that request is gone.
@@ -886,7 +980,7 @@ pub unsafe fn aio_cancel(fd: i32, cb: *mut aiocb) -> Result<i32, Errno> {
     {
         let mut st = engine.state();
         let targets: Vec<usize> = match cb.is_null() {
-            false => st.by_cb.get(&(cb as usize)).copied().into_iter().collect(),
+            false => st.key_of(cb).into_iter().collect(),
             true => st.reqs.iter().filter(|(_, r)| r.fd == fd).map(|(k, _)| k).collect(),
         };
         for key in targets {
@@ -964,6 +1058,7 @@ pub unsafe fn lio_listio(
     } else {
         Notify::None
     };
+    let _inside = InLibrary::enter();
     let engine = engine()?;
     let mut done = Done::default();
     let mut again = false;

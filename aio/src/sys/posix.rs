@@ -422,3 +422,32 @@ pub fn is_own_thread(tid: libc::pid_t) -> bool {
     // SAFETY: signal 0 only checks that the thread exists; no pointers.
     unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, 0) == 0 }
 }
+
+/// Records which request of this library's an aiocb belongs to, in bytes 8 to 16 of
+/// `__glibc_reserved` (after the submitted mark), so the aiocb leads to its request without a
+/// table lookup. Read back by [`aiocb_key`]; a copy of the aiocb elsewhere carries the key
+/// but not the address, which the caller checks too.
+///
+/// # Safety
+///
+/// `cb` must point at a writable `aiocb` no one else writes meanwhile.
+pub unsafe fn aiocb_set_key(cb: *mut aiocb, key: usize) {
+    // SAFETY: inside the caller's aiocb; unaligned-safe write.
+    unsafe {
+        let p = (&raw mut (*cb).__glibc_reserved).cast::<u8>().add(8).cast::<u64>();
+        std::ptr::write_unaligned(p, key as u64);
+    }
+}
+
+/// The key stored by [`aiocb_set_key`] (garbage if none was: check it).
+///
+/// # Safety
+///
+/// `cb` must point at a readable `aiocb`.
+pub unsafe fn aiocb_key(cb: *const aiocb) -> usize {
+    // SAFETY: inside the caller's aiocb; unaligned-safe read.
+    unsafe {
+        let p = (&raw const (*cb).__glibc_reserved).cast::<u8>().add(8).cast::<u64>();
+        std::ptr::read_unaligned(p) as usize
+    }
+}
