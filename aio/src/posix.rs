@@ -526,6 +526,7 @@ impl Engine {
     /// Records a completion: the aiocb's status, the fd's write ordering, the list, and the
     /// notifications to deliver once the lock is released.
     fn finish_locked(&self, st: &mut State, key: usize, res: i64, done: &mut Done) {
+        done.completed = true;
         let Some(req) = st.reqs.try_remove(key) else { return };
         let (ret, err) = if res < 0 { (-1, (-res) as i32) } else { (res as isize, 0) };
         // SAFETY: the aiocb is valid until its request completes, which is now.
@@ -596,7 +597,8 @@ impl Engine {
         let mut done = Done::default();
         {
             let mut st = self.state();
-            for c in completions.drain(..) {
+            // By reference, then cleared: a completion is too big to move around for nothing.
+            for c in &completions {
                 let key = c.user_data as usize;
                 let uncalled = st.reqs.get(key).is_some_and(|r| !r.cancel_requested);
                 if c.res == -i64::from(libc::ECANCELED) && uncalled {
@@ -621,8 +623,10 @@ impl Engine {
             }
             self.backlogged.store(!st.backlog.is_empty(), Ordering::Release);
         }
+        completions.clear();
         COMPLETIONS.with(|c| c.set(completions));
-        done.finish(self);
+        // The caller stops reaping, then wakes the sleepers.
+        let _ = done.finish(self);
         Ok(n)
     }
 
@@ -749,17 +753,31 @@ impl Engine {
 struct Done {
     notes: Vec<Notify>,
     flush: bool,
+    /// Whether a request completed (its status changed): threads sleeping on `generation`
+    /// must look.
+    completed: bool,
 }
 
 impl Done {
-    fn finish(self, engine: &Engine) {
+    /// Flushes and notifies. Returns whether some request completed, for the caller to wake
+    /// the threads sleeping on `generation` (`Engine::bump`) — after it stops reaping, if it
+    /// was reaping.
+    #[must_use]
+    fn finish(self, engine: &Engine) -> bool {
         if self.flush {
             let _ = engine.driver.flush();
         }
         for n in self.notes {
             n.deliver();
         }
-        engine.bump();
+        self.completed
+    }
+
+    /// [`finish`](Self::finish) for a thread that is not reaping: wakes the sleepers at once.
+    fn finish_and_wake(self, engine: &Engine) {
+        if self.finish(engine) {
+            engine.bump();
+        }
     }
 }
 
@@ -811,7 +829,7 @@ fn submit_one(cb: *mut aiocb, kind: Kind) -> Result<(), Errno> {
             engine.need_notifier();
         }
     }
-    done.finish(engine);
+    done.finish_and_wake(engine);
     result
 }
 
@@ -1008,7 +1026,7 @@ pub unsafe fn aio_cancel(fd: i32, cb: *mut aiocb) -> Result<i32, Errno> {
             }
         }
     }
-    done.finish(engine);
+    done.finish_and_wake(engine);
     // The cancelled requests' completions (ECANCELED) come through the driver: process them
     // before answering, so aio_error already says ECANCELED.
     let deadline = Some(Instant::now() + Duration::from_secs(10));
@@ -1106,7 +1124,7 @@ pub unsafe fn lio_listio(
     if wants_notifier {
         engine.need_notifier();
     }
-    done.finish(engine);
+    done.finish_and_wake(engine);
     if mode == abi::LIO_NOWAIT {
         return match (again, invalid || refused) {
             (true, _) => Err(libc::EAGAIN),
