@@ -79,7 +79,7 @@
 //!   `epoll_wait`) fail with `EINTR` although no signal arrived. Programs that retry on
 //!   `EINTR`, as they must for signals anyway, are unaffected.
 
-use std::cell::Cell;
+use std::cell::{Cell, UnsafeCell};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
@@ -253,8 +253,6 @@ impl State {
 }
 
 thread_local! {
-    /// Completions taken from the driver, the vector kept from one call to the next.
-    static COMPLETIONS: Cell<Vec<Completion>> = const { Cell::new(Vec::new()) };
     /// How deep this thread is in the functions that take the library's locks.
     static IN_LIBRARY: Cell<u32> = const { Cell::new(0) };
 }
@@ -316,12 +314,23 @@ struct Engine {
     reaping: AtomicBool,
     /// Whether requests wait in `State::backlog` (read without the lock).
     backlogged: AtomicBool,
+    /// Completions taken from the driver: used only by the thread reaping (`reaping` set),
+    /// the vector kept from one call to the next.
+    completions: ReaperVec,
     notifier: Mutex<Option<std::thread::Thread>>,
     /// Whether the driver starts threads of its own when requests are queued (the pool, and
     /// kernel AIO's pool for buffered files): they are queued with every signal blocked, so
     /// those threads never take the program's signals.
     block_signals: bool,
 }
+
+/// The reaper's vector of completions (see `Engine::completions`).
+struct ReaperVec(UnsafeCell<Vec<Completion>>);
+
+// SAFETY: the vector is only touched by the one thread that holds the engine's `reaping` flag
+// (taken with Acquire, given back with Release), so accesses never overlap and each sees the
+// previous holder's writes; completions are handed between threads by the drivers already.
+unsafe impl Sync for ReaperVec {}
 
 /// How long the background notifier stays without requests that need it, before it exits.
 const NOTIFIER_IDLE: Duration = Duration::from_secs(1);
@@ -386,6 +395,7 @@ fn engine() -> Result<&'static Engine, Errno> {
         sleepers: AtomicU32::new(0),
         reaping: AtomicBool::new(false),
         backlogged: AtomicBool::new(false),
+        completions: ReaperVec(UnsafeCell::new(Vec::new())),
         notifier: Mutex::new(None),
     }));
     ENGINE.store(engine, Ordering::Release);
@@ -578,27 +588,23 @@ impl Engine {
     /// for at least one — and processes them, up to 256. Returns how many. Called by the one
     /// thread reaping (see `reaping`).
     fn progress(&self, wait: Option<Duration>) -> io::Result<usize> {
-        let mut completions = COMPLETIONS.with(Cell::take);
-        let taken = match wait {
-            None => self.driver.poll(256, &mut completions),
-            Some(timeout) => self.driver.reap(1, 256, Some(timeout), &mut completions),
-        };
-        let n = match taken {
-            Ok(n) => n,
-            Err(e) => {
-                COMPLETIONS.with(|c| c.set(completions));
-                return Err(e);
-            }
+        // SAFETY: only the thread that set `reaping` runs this (`poll`, `reap_waiting`), so
+        // it is the only one using the vector; it is not used across the notifications
+        // delivered below (a handler they run cannot reap: `reaping` is still set).
+        let completions = unsafe { &mut *self.completions.0.get() };
+        completions.clear();
+        let n = match wait {
+            None => self.driver.poll(256, completions)?,
+            Some(timeout) => self.driver.reap(1, 256, Some(timeout), completions)?,
         };
         if n == 0 && !self.backlogged.load(Ordering::Acquire) {
-            COMPLETIONS.with(|c| c.set(completions));
             return Ok(0);
         }
         let mut done = Done::default();
         {
             let mut st = self.state();
-            // By reference, then cleared: a completion is too big to move around for nothing.
-            for c in &completions {
+            // By reference: a completion is too big to move around for nothing.
+            for c in completions.iter() {
                 let key = c.user_data as usize;
                 let uncalled = st.reqs.get(key).is_some_and(|r| !r.cancel_requested);
                 if c.res == -i64::from(libc::ECANCELED) && uncalled {
@@ -624,7 +630,6 @@ impl Engine {
             self.backlogged.store(!st.backlog.is_empty(), Ordering::Release);
         }
         completions.clear();
-        COMPLETIONS.with(|c| c.set(completions));
         // The caller stops reaping, then wakes the sleepers.
         let _ = done.finish(self);
         Ok(n)
