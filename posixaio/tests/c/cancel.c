@@ -55,7 +55,8 @@ int main(int argc, char **argv)
 	a.aio_sigevent.sigev_signo = SIG;
 	a.aio_sigevent.sigev_value.sival_int = 1;
 	CHECK(aio_read(&a) == 0);
-	sleep_ms(50);
+	/* Time for glibc's thread to be in read(2), and for io_uring to wait on the pipe. */
+	sleep_ms(200);
 	r = aio_cancel(p[0], &a);
 	printf("cancel pipe read = %s\n", r == AIO_CANCELED ? "AIO_CANCELED" :
 	       r == AIO_NOTCANCELED ? "AIO_NOTCANCELED" : r == AIO_ALLDONE ? "AIO_ALLDONE" :
@@ -76,7 +77,7 @@ int main(int argc, char **argv)
 	prep(&b, q[0], &cbyte, 1, 0);
 	CHECK(aio_read(&a) == 0);
 	CHECK(aio_read(&b) == 0);
-	sleep_ms(50);
+	sleep_ms(200);
 	r = aio_cancel(q[0], NULL);
 	printf("cancel two pipe reads = %s\n", r == AIO_CANCELED ? "AIO_CANCELED" :
 	       r == AIO_NOTCANCELED ? "AIO_NOTCANCELED" : r == AIO_ALLDONE ? "AIO_ALLDONE" :

@@ -13,18 +13,25 @@ static void on_signal(int sig)
 
 struct delayed {
 	pthread_t target;
-	int fd;		/* write a byte to it after the delay, or -1 */
+	int fd;		/* write a byte to it after the delay, or -1: signal the target */
 	long delay_ms;
+	volatile int stop;
 };
 
 static void *helper(void *arg)
 {
 	struct delayed *d = arg;
 	sleep_ms(d->delay_ms);
-	if (d->fd >= 0)
+	if (d->fd >= 0) {
 		CHECK(write(d->fd, "x", 1) == 1);
-	else
+		return NULL;
+	}
+	/* Again and again until the target says it is back, in case the first signal came
+	 * before it was waiting (a loaded machine). */
+	while (!d->stop) {
 		pthread_kill(d->target, SIGUSR1);
+		sleep_ms(d->delay_ms);
+	}
 	return NULL;
 }
 
@@ -85,15 +92,18 @@ int main(int argc, char **argv)
 	/* A signal interrupts the wait: EINTR. */
 	{
 		pthread_t t;
-		struct delayed d = {pthread_self(), -1, 100};
+		struct delayed d = {pthread_self(), -1, 100, 0};
 		CHECK(pthread_create(&t, NULL, helper, &d) == 0);
 		SHOW("pending, signal", aio_suspend(list, 3, NULL));
+		d.stop = 1;
 		printf("handler ran = %d\n", (int)got_signal);
 		pthread_join(t, NULL);
 		got_signal = 0;
+		d.stop = 0;
 		CHECK(pthread_create(&t, NULL, helper, &d) == 0);
 		ts = ms(5000);
 		SHOW("pending, signal, 5 s timeout", aio_suspend(list, 3, &ts));
+		d.stop = 1;
 		printf("handler ran = %d\n", (int)got_signal);
 		pthread_join(t, NULL);
 	}
@@ -101,7 +111,7 @@ int main(int argc, char **argv)
 	/* Wakes when the second of two completes. */
 	{
 		pthread_t t;
-		struct delayed d = {pthread_self(), q[1], 100};
+		struct delayed d = {pthread_self(), q[1], 100, 0};
 		CHECK(pthread_create(&t, NULL, helper, &d) == 0);
 		ts = ms(10000);
 		SHOW("pending, one completes", aio_suspend(list, 3, &ts));
