@@ -86,6 +86,8 @@ fn max_request_kb(dev: u64) -> Option<u64> {
 struct TempFile {
     path: PathBuf,
     armed: bool,
+    /// Removes it if a signal ends the process.
+    on_signal: Option<crate::cleanup::Registered>,
 }
 
 impl Drop for TempFile {
@@ -276,6 +278,7 @@ pub fn run(args: CpArgs) -> Result<(), Failure> {
     })?;
     let mut tmp = tmp;
     tmp.armed = false;
+    tmp.on_signal = None;
     dir_handle
         .sync_all()
         .map_err(|e| Failure::run(path_error("cannot fsync directory", &dir, &e)))?;
@@ -343,7 +346,10 @@ fn create_temp(
             o.custom_flags(libc::O_DIRECT);
         }
         match o.open(&path) {
-            Ok(f) => return Ok((f, TempFile { path, armed: true })),
+            Ok(f) => {
+                let on_signal = crate::cleanup::remove_on_signal(&path);
+                return Ok((f, TempFile { path, armed: true, on_signal }));
+            }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some((path, e)),
             Err(e) if direct && e.raw_os_error() == Some(libc::EINVAL) => {
                 // The file was made before O_DIRECT was refused.

@@ -10,6 +10,7 @@
 //! Exit status: 0 success, 1 failure at run time, 2 bad usage.
 
 mod bench;
+mod cleanup;
 mod cp;
 mod info;
 mod ui;

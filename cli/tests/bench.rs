@@ -488,3 +488,44 @@ fn a_progress_line_on_a_terminal_only() {
     run.expect_code(0, "bench on a pipe");
     assert!(!run.stdout.contains('\x1b') && !run.stdout.contains('\r'), "{:?}", run.stdout);
 }
+
+#[test]
+fn an_interrupted_run_removes_its_file() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let dir = test_dir();
+    let d = dir.path().to_str().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aio"))
+        .args([
+            "bench",
+            "--dir",
+            d,
+            "--size",
+            "8M",
+            "--rw",
+            "randread",
+            "--engine",
+            "sync",
+            "--runtime",
+            "30",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start aio bench");
+    // Wait until its file is there (and laid out), then interrupt it as Ctrl-C would.
+    let start = Instant::now();
+    let file = dir.path().join(format!("aio-bench-{}.dat", child.id()));
+    while std::fs::metadata(&file).map(|m| m.len() < 8 << 20).unwrap_or(true) {
+        assert!(start.elapsed() < Duration::from_secs(20), "the benchmark file never appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: kill with a valid pid of our own child and a valid signal.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    let status = child.wait().expect("wait for aio bench");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+    assert!(start.elapsed() < Duration::from_secs(20), "SIGINT did not stop the run");
+    assert_eq!(names(dir.path()), Vec::<String>::new(), "the interrupted run left its file");
+}

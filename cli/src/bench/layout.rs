@@ -20,6 +20,8 @@ pub struct BenchFile {
     pub temporary: bool,
     /// Its size once laid out.
     pub len: u64,
+    /// Removes a temporary file if a signal ends the process.
+    _on_signal: Option<crate::cleanup::Registered>,
 }
 
 impl Drop for BenchFile {
@@ -54,7 +56,7 @@ impl BenchFile {
                         human_bytes(size)
                     ));
                 }
-                Ok(BenchFile { path: path.to_path_buf(), temporary: false, len })
+                Ok(BenchFile { path: path.to_path_buf(), temporary: false, len, _on_signal: None })
             }
             Ok(md) if md.is_dir() => Err(format!(
                 "{} is a directory: --filename names a file (use --dir for where to make one)",
@@ -85,7 +87,12 @@ impl BenchFile {
                         )
                     })?;
                 }
-                Ok(BenchFile { path: path.to_path_buf(), temporary: false, len: len.max(size) })
+                Ok(BenchFile {
+                    path: path.to_path_buf(),
+                    temporary: false,
+                    len: len.max(size),
+                    _on_signal: None,
+                })
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let f = OpenOptions::new()
@@ -95,7 +102,12 @@ impl BenchFile {
                     .open(path)
                     .map_err(|e| crate::util::path_error("cannot create", path, &e))?;
                 // From here on the file is ours: remove it if laying it out fails.
-                let made = BenchFile { path: path.to_path_buf(), temporary: true, len: 0 };
+                let made = BenchFile {
+                    path: path.to_path_buf(),
+                    temporary: true,
+                    len: 0,
+                    _on_signal: crate::cleanup::remove_on_signal(path),
+                };
                 reserve(&f, size).and_then(|()| fill(&f, 0, size)).map_err(|e| {
                     format!(
                         "cannot create {} ({}): {}",
@@ -107,6 +119,10 @@ impl BenchFile {
                 let mut made = made;
                 made.temporary = temporary;
                 made.len = size;
+                if !temporary {
+                    // A --filename made for the user: kept, even when interrupted.
+                    made._on_signal = None;
+                }
                 Ok(made)
             }
             Err(e) => Err(crate::util::path_error("cannot use", path, &e)),
