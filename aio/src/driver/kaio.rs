@@ -33,13 +33,23 @@ pub struct KernelOptions {
     /// Requests held before `queue` submits on its own.
     pub batch: usize,
     /// Where requests on buffered (not `O_DIRECT`) descriptors go: a thread pool, or — `None` —
-    /// nowhere: they are refused.
+    /// nowhere: they are refused (unless `submit_buffered`).
     pub buffered_pool: Option<PoolOptions>,
+    /// Submit requests on buffered descriptors with `io_submit` anyway, as libaio does — knowing
+    /// that `io_submit` then does the I/O itself before it returns. For measuring kernel AIO
+    /// against libaio on cached files; it is synchronous, and said to be. Takes precedence over
+    /// `buffered_pool`.
+    pub submit_buffered: bool,
 }
 
 impl Default for KernelOptions {
     fn default() -> KernelOptions {
-        KernelOptions { max_events: 1024, batch: 64, buffered_pool: Some(PoolOptions::default()) }
+        KernelOptions {
+            max_events: 1024,
+            batch: 64,
+            buffered_pool: Some(PoolOptions::default()),
+            submit_buffered: false,
+        }
     }
 }
 
@@ -176,10 +186,11 @@ unsafe impl Driver for KernelDriver {
         if let Err(e) = req.validate() {
             return Err(Rejected::new(e, req));
         }
-        let direct = match Self::is_direct(req.fd) {
-            Ok(d) => d,
-            Err(e) => return Err(Rejected::new(e, req)),
-        };
+        let direct = self.opts.submit_buffered
+            || match Self::is_direct(req.fd) {
+                Ok(d) => d,
+                Err(e) => return Err(Rejected::new(e, req)),
+            };
         if !direct && !matches!(req.op, Op::Fsync | Op::Fdatasync) {
             return match &self.pool {
                 Some(pool) => pool.queue(req),

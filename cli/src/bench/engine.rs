@@ -82,9 +82,9 @@ impl EngineKind {
             EngineKind::Uring => {
                 format!("aio::driver::UringDriver, {} entries", uring_entries(job))
             }
-            EngineKind::Kernel => {
-                "aio::driver::KernelDriver: io_submit/io_getevents on O_DIRECT".to_string()
-            }
+            EngineKind::Kernel => "aio::driver::KernelDriver: io_submit/io_getevents (on a \
+                buffered file io_submit does the I/O itself before returning, as with libaio)"
+                .to_string(),
             EngineKind::Pool => {
                 format!("aio::driver::PoolDriver, up to {} threads", pool_threads(job))
             }
@@ -102,12 +102,6 @@ impl EngineKind {
     pub fn check(self, job: &Job) -> Result<(), String> {
         match self {
             EngineKind::Uring => new_uring(job).map(drop),
-            EngineKind::Kernel if !job.direct => {
-                Err("kernel AIO needs --direct: on a buffered file io_submit does the I/O itself \
-                 before returning (KernelDriver would hand it to its thread pool, which is the \
-                 pool engine)"
-                    .to_string())
-            }
             EngineKind::Kernel => new_kernel(job).map(drop),
             EngineKind::Posix => aio::posix::engine_selection()
                 .map(drop)
@@ -162,6 +156,8 @@ fn new_kernel(job: &Job) -> Result<KernelDriver, String> {
     let opts = KernelOptions {
         max_events: job.iodepth.max(KernelOptions::default().max_events),
         buffered_pool: None,
+        // On a buffered file, io_submit as libaio does: synchronous, and described so.
+        submit_buffered: !job.direct,
         ..KernelOptions::default()
     };
     KernelDriver::new(opts)
