@@ -19,8 +19,9 @@
 #
 # Environment: RUNS (rounds, default 5), RUNTIME (seconds per run, default 5), BENCH_DIR (where
 # the test files go, default target/bench-posixaio; must support O_DIRECT), SIZE (the O_DIRECT
-# file, default 1G), CACHED_SIZE (the page-cache file, default 256M), NO_BUILD=1 (use
-# target/dist as it is), AIO_ENGINE (passed on to ours: uring, kernel or pool).
+# file, default 1G), CACHED_SIZE (the page-cache file, default 256M), CASES (which cases, default
+# "direct-qd32 cached-qd1 cached-qd32"), NO_BUILD=1 (use target/dist as it is), AIO_ENGINE
+# (passed on to ours: uring, kernel or pool).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -119,7 +120,13 @@ run_one() {
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-cases=(direct-qd32 cached-qd1 cached-qd32)
+read -r -a cases <<<"${CASES:-direct-qd32 cached-qd1 cached-qd32}"
+for case in "${cases[@]}"; do
+    case $case in
+        direct-qd32 | cached-qd1 | cached-qd32) ;;
+        *) echo "unknown case $case (direct-qd32, cached-qd1, cached-qd32)" >&2; exit 2 ;;
+    esac
+done
 variants=(glibc ours io_uring)
 echo "fio $(fio --version | sed 's/^fio-//'), 4 KiB random reads, $RUNS rounds x ${RUNTIME} s, $(nproc) CPUs, $(uname -r)"
 echo "glibc:    fio --ioengine=posixaio ($(ldd --version | head -1))"

@@ -324,6 +324,17 @@ struct Engine {
     block_signals: bool,
 }
 
+/// What [`Engine::progress`] takes from the driver.
+#[derive(Clone, Copy)]
+enum Take {
+    /// The completions that are ready (`Driver::poll`).
+    Ready,
+    /// Those, after starting what is queued (`Driver::reap` without waiting).
+    FlushReady,
+    /// At least one, waiting up to this long.
+    Wait(Duration),
+}
+
 /// The reaper's vector of completions (see `Engine::completions`).
 struct ReaperVec(UnsafeCell<Vec<Completion>>);
 
@@ -584,18 +595,18 @@ impl Engine {
         }
     }
 
-    /// Takes completions from the driver — those ready (`wait` None), or waiting up to `wait`
-    /// for at least one — and processes them, up to 256. Returns how many. Called by the one
-    /// thread reaping (see `reaping`).
-    fn progress(&self, wait: Option<Duration>) -> io::Result<usize> {
+    /// Takes completions from the driver as `take` says and processes them, up to 256.
+    /// Returns how many. Called by the one thread reaping (see `reaping`).
+    fn progress(&self, take: Take) -> io::Result<usize> {
         // SAFETY: only the thread that set `reaping` runs this (`poll`, `reap_waiting`), so
         // it is the only one using the vector; it is not used across the notifications
         // delivered below (a handler they run cannot reap: `reaping` is still set).
         let completions = unsafe { &mut *self.completions.0.get() };
         completions.clear();
-        let n = match wait {
-            None => self.driver.poll(256, completions)?,
-            Some(timeout) => self.driver.reap(1, 256, Some(timeout), completions)?,
+        let n = match take {
+            Take::Ready => self.driver.poll(256, completions)?,
+            Take::FlushReady => self.driver.reap(0, 256, Some(Duration::ZERO), completions)?,
+            Take::Wait(timeout) => self.driver.reap(1, 256, Some(timeout), completions)?,
         };
         if n == 0 && !self.backlogged.load(Ordering::Acquire) {
             return Ok(0);
@@ -635,10 +646,24 @@ impl Engine {
         Ok(n)
     }
 
+    /// Starts what was queued and takes the completions that are ready, in one call to the
+    /// driver (an io_uring read of cached data completes in the submitting system call, so its
+    /// status is final when `aio_read` returns). Unless another thread is reaping: then returns
+    /// false, and the caller flushes.
+    fn flush_and_poll(&self) -> bool {
+        if self.reaping.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let r = self.progress(Take::FlushReady);
+        self.reaping.store(false, Ordering::Release);
+        self.bump();
+        r.is_ok()
+    }
+
     /// Takes the completions that are ready, unless another thread is reaping (it will).
     fn poll(&self) {
         if !self.reaping.swap(true, Ordering::AcqRel) {
-            let _ = self.progress(None);
+            let _ = self.progress(Take::Ready);
             self.reaping.store(false, Ordering::Release);
             self.bump();
         }
@@ -656,7 +681,7 @@ impl Engine {
         }
         // Re-checked here: another reaper may have processed what this thread waits for
         // between its last look and taking over.
-        let r = if ready() { Ok(0) } else { self.progress(Some(timeout)) };
+        let r = if ready() { Ok(0) } else { self.progress(Take::Wait(timeout)) };
         self.reaping.store(false, Ordering::Release);
         // Let a sleeper take over the waiting.
         self.bump();
@@ -829,10 +854,10 @@ fn submit_one(cb: *mut aiocb, kind: Kind) -> Result<(), Errno> {
         engine.submit_locked(&mut st, cb, kind, notify, None, &mut done)
     };
     if result.is_ok() {
-        done.flush = true;
         if notify.is_async() {
             engine.need_notifier();
         }
+        done.flush = !engine.flush_and_poll();
     }
     done.finish_and_wake(engine);
     result
@@ -1125,10 +1150,10 @@ pub unsafe fn lio_listio(
         }
         engine.list_member_done(&mut st, l, &mut done);
     }
-    done.flush = true;
     if wants_notifier {
         engine.need_notifier();
     }
+    done.flush = !engine.flush_and_poll();
     done.finish_and_wake(engine);
     if mode == abi::LIO_NOWAIT {
         return match (again, invalid || refused) {
