@@ -13,9 +13,12 @@
 //! # How requests progress
 //!
 //! A request is submitted to the kernel when it is queued (`aio_read`, `aio_write`,
-//! `aio_fsync`; `lio_listio` submits its whole list at once). Completions are taken by the
-//! calling threads — `aio_error`, `aio_return` and `aio_suspend` look without waiting, and
-//! `aio_suspend` and `lio_listio(LIO_WAIT)` wait in the driver — and, when some request asks
+//! `aio_fsync`; `lio_listio` submits its whole list at once), and the submitting thread takes
+//! the completions that are ready in the same call to the driver (an io_uring read of cached
+//! data is done by then). Completions are taken by the calling threads, one at a time —
+//! `aio_error`, `aio_return` and `aio_suspend` look without waiting, and `aio_suspend` and
+//! `lio_listio(LIO_WAIT)` wait in the driver (in slices: at most 1 s with io_uring, 20 ms with
+//! the thread-pool engines, whose driver may miss a wake-up) — and, when some request asks
 //! for a signal or a thread (`SIGEV_SIGNAL`, `SIGEV_THREAD`, `SIGEV_THREAD_ID`), by one
 //! background thread that runs while such requests are in flight and exits a second after the
 //! last. It, and any thread the driver starts (the pool's), block every signal, as glibc's
