@@ -327,6 +327,27 @@ struct Engine {
     block_signals: bool,
 }
 
+/// The role of the thread that takes completions from the driver (`Engine::reaping`), held
+/// while it lives.
+struct Reaper<'a>(&'a Engine);
+
+impl Reaper<'_> {
+    /// Starts what was queued and takes the completions that are ready, in one call to the
+    /// driver (an io_uring read of cached data completes in the submitting system call, so its
+    /// status is final when `aio_read` returns). False if that failed: then flush.
+    fn flush_and_poll(&self) -> bool {
+        self.0.progress(Take::FlushReady).is_ok()
+    }
+}
+
+impl Drop for Reaper<'_> {
+    fn drop(&mut self) {
+        self.0.reaping.store(false, Ordering::Release);
+        // Let a sleeper take over the waiting, and see what was processed.
+        self.0.bump();
+    }
+}
+
 /// What [`Engine::progress`] takes from the driver.
 #[derive(Clone, Copy)]
 enum Take {
@@ -649,26 +670,18 @@ impl Engine {
         Ok(n)
     }
 
-    /// Starts what was queued and takes the completions that are ready, in one call to the
-    /// driver (an io_uring read of cached data completes in the submitting system call, so its
-    /// status is final when `aio_read` returns). Unless another thread is reaping: then returns
-    /// false, and the caller flushes.
-    fn flush_and_poll(&self) -> bool {
-        if self.reaping.swap(true, Ordering::AcqRel) {
-            return false;
-        }
-        let r = self.progress(Take::FlushReady);
-        self.reaping.store(false, Ordering::Release);
-        self.bump();
-        r.is_ok()
+    /// Becomes the thread that reaps, unless another one is (`None`). Dropping the role wakes
+    /// the sleepers, so one of them can take it over.
+    fn reaper(&self) -> Option<Reaper<'_>> {
+        // (`then`, not `then_some`: a Reaper made and dropped for nothing would give up the
+        // role of the thread that holds it.)
+        (!self.reaping.swap(true, Ordering::AcqRel)).then(|| Reaper(self))
     }
 
     /// Takes the completions that are ready, unless another thread is reaping (it will).
     fn poll(&self) {
-        if !self.reaping.swap(true, Ordering::AcqRel) {
+        if let Some(_reaper) = self.reaper() {
             let _ = self.progress(Take::Ready);
-            self.reaping.store(false, Ordering::Release);
-            self.bump();
         }
     }
 
@@ -679,16 +692,10 @@ impl Engine {
         timeout: Duration,
         ready: &impl Fn() -> bool,
     ) -> Option<io::Result<usize>> {
-        if self.reaping.swap(true, Ordering::AcqRel) {
-            return None;
-        }
+        let _reaper = self.reaper()?;
         // Re-checked here: another reaper may have processed what this thread waits for
         // between its last look and taking over.
-        let r = if ready() { Ok(0) } else { self.progress(Take::Wait(timeout)) };
-        self.reaping.store(false, Ordering::Release);
-        // Let a sleeper take over the waiting.
-        self.bump();
-        Some(r)
+        Some(if ready() { Ok(0) } else { self.progress(Take::Wait(timeout)) })
     }
 
     /// Waits until `ready()` or `deadline`: one thread waits in the driver, others sleep until
@@ -840,10 +847,14 @@ fn submit_one(cb: *mut aiocb, kind: Kind) -> Result<(), Errno> {
     if cb.is_null() {
         return Err(libc::EINVAL);
     }
-    let _inside = InLibrary::enter();
     // SAFETY: non-null; the caller vouches it is a valid aiocb.
     let f = unsafe { abi::aiocb_fields(cb) };
     let engine = engine()?;
+    // Submitting as the reaper, when no one else is: it starts the request and takes what is
+    // ready in one go, and a signal handler that interrupts it on this thread finds the role
+    // taken and takes no lock. Otherwise the thread is marked as inside the library.
+    let reaper = engine.reaper();
+    let _inside = reaper.is_none().then(InLibrary::enter);
     let notify = match check_request(&f, kind) {
         Ok(n) => n,
         Err(e) => {
@@ -860,8 +871,10 @@ fn submit_one(cb: *mut aiocb, kind: Kind) -> Result<(), Errno> {
         if notify.is_async() {
             engine.need_notifier();
         }
-        done.flush = !engine.flush_and_poll();
+        done.flush = !reaper.as_ref().is_some_and(Reaper::flush_and_poll);
     }
+    // Stop reaping before the notifications: a handler they run may call in.
+    drop(reaper);
     done.finish_and_wake(engine);
     result
 }
@@ -1156,7 +1169,7 @@ pub unsafe fn lio_listio(
     if wants_notifier {
         engine.need_notifier();
     }
-    done.flush = !engine.flush_and_poll();
+    done.flush = !engine.reaper().is_some_and(|r| r.flush_and_poll());
     done.finish_and_wake(engine);
     if mode == abi::LIO_NOWAIT {
         return match (again, invalid || refused) {
