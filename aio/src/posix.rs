@@ -317,6 +317,8 @@ struct Engine {
     reaping: AtomicBool,
     /// Whether requests wait in `State::backlog` (read without the lock).
     backlogged: AtomicBool,
+    /// Whether the thread reaping completed a request since it took the role.
+    completed: AtomicBool,
     /// Completions taken from the driver: used only by the thread reaping (`reaping` set),
     /// the vector kept from one call to the next.
     completions: ReaperVec,
@@ -342,9 +344,16 @@ impl Reaper<'_> {
 
 impl Drop for Reaper<'_> {
     fn drop(&mut self) {
-        self.0.reaping.store(false, Ordering::Release);
-        // Let a sleeper take over the waiting, and see what was processed.
-        self.0.bump();
+        let engine = self.0;
+        engine.reaping.store(false, Ordering::SeqCst);
+        // Let a sleeper see what was processed, or take over the reaping. A sleeper counts
+        // itself, then looks at `reaping` again before it sleeps (see `wait_until`): if it
+        // counted itself too late to be seen here, it sees the role free.
+        if engine.completed.swap(false, Ordering::SeqCst)
+            || engine.sleepers.load(Ordering::SeqCst) > 0
+        {
+            engine.bump();
+        }
     }
 }
 
@@ -430,6 +439,7 @@ fn engine() -> Result<&'static Engine, Errno> {
         sleepers: AtomicU32::new(0),
         reaping: AtomicBool::new(false),
         backlogged: AtomicBool::new(false),
+        completed: AtomicBool::new(false),
         completions: ReaperVec(UnsafeCell::new(Vec::new())),
         notifier: Mutex::new(None),
     }));
@@ -665,8 +675,10 @@ impl Engine {
             self.backlogged.store(!st.backlog.is_empty(), Ordering::Release);
         }
         completions.clear();
-        // The caller stops reaping, then wakes the sleepers.
-        let _ = done.finish(self);
+        // The reaper wakes the sleepers when it stops reaping.
+        if done.finish(self) {
+            self.completed.store(true, Ordering::Relaxed);
+        }
         Ok(n)
     }
 
@@ -722,6 +734,11 @@ impl Engine {
                 None => {}
             }
             self.sleepers.fetch_add(1, Ordering::SeqCst);
+            if !self.reaping.load(Ordering::SeqCst) {
+                // The reaper left before it could see this thread: take over instead.
+                self.sleepers.fetch_sub(1, Ordering::SeqCst);
+                continue;
+            }
             let r = abi::futex_wait(&self.generation, generation, left);
             self.sleepers.fetch_sub(1, Ordering::SeqCst);
             if let Err(e) = r {
@@ -1002,18 +1019,17 @@ pub unsafe fn aio_suspend(list: &[*const aiocb], timeout: Option<Duration>) -> R
     // submitted here, or marked in progress but not ours (a copy, or the parent's before a
     // fork) — waiting for it would never end; glibc does not wait for those either.
     let any_done = || {
-        let mut in_progress = false;
-        for &cb in list.iter().filter(|cb| !cb.is_null()) {
+        list.iter().any(|&cb| {
             // SAFETY: non-null entries are readable (the caller's promise).
-            match unsafe { abi::aiocb_status(cb) } {
-                Some((libc::EINPROGRESS, _)) => in_progress = true,
-                _ => return true,
-            }
-        }
-        let st = engine.state();
-        in_progress && list.iter().any(|&cb| !cb.is_null() && !st.in_flight(cb))
+            !cb.is_null()
+                && !matches!(unsafe { abi::aiocb_status(cb) }, Some((libc::EINPROGRESS, _)))
+        })
     };
     if any_done() {
+        return Ok(());
+    }
+    // Looked at once: a request of ours leaves the table only as it completes.
+    if list.iter().any(|&cb| !cb.is_null() && !engine.state().in_flight(cb)) {
         return Ok(());
     }
     engine.wait_until(deadline, any_done)
