@@ -111,56 +111,13 @@ pub fn select_with(
     file: impl AsFd,
     opts: &SelectOptions,
 ) -> io::Result<(Arc<dyn Driver>, Selection)> {
-    let forced = forced_engine(opts)?;
     let direct = sys::fs::status_flags(file.as_fd())? & libc::O_DIRECT != 0;
-    let uring = || -> Result<UringDriver, String> {
-        if let Some(why) = &opts.pretend_uring_unavailable {
-            return Err(why.clone());
-        }
-        UringDriver::new(opts.uring.clone()).map_err(|e| e.to_string())
-    };
-    let not_direct = "the file is not open with O_DIRECT, and io_submit would block on it";
-
-    if let Some(engine) = forced {
-        let fail = |why: String| {
-            io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!("engine {engine} was asked for: {why}"),
-            )
-        };
-        let driver: Arc<dyn Driver> = match engine {
-            Engine::Uring => Arc::new(uring().map_err(fail)?),
-            Engine::Kernel if !direct => return Err(fail(not_direct.to_string())),
-            Engine::Kernel => {
-                Arc::new(KernelDriver::new(opts.kernel.clone()).map_err(|e| fail(e.to_string()))?)
-            }
-            Engine::Pool => Arc::new(PoolDriver::new(opts.pool.clone())),
-        };
-        return Ok((driver, Selection { engine, forced: true, skipped: Vec::new() }));
-    }
-
-    let mut skipped = Vec::new();
-    match uring() {
-        Ok(d) => {
-            return Ok((Arc::new(d), Selection { engine: Engine::Uring, forced: false, skipped }))
-        }
-        Err(why) => skipped.push((Engine::Uring, why)),
-    }
-    if direct {
-        match KernelDriver::new(opts.kernel.clone()) {
-            Ok(d) => {
-                return Ok((
-                    Arc::new(d),
-                    Selection { engine: Engine::Kernel, forced: false, skipped },
-                ))
-            }
-            Err(e) => skipped.push((Engine::Kernel, e.to_string())),
-        }
+    let kernel = if direct {
+        Ok(opts.kernel.clone())
     } else {
-        skipped.push((Engine::Kernel, not_direct.to_string()));
-    }
-    let pool = Arc::new(PoolDriver::new(opts.pool.clone()));
-    Ok((pool, Selection { engine: Engine::Pool, forced: false, skipped }))
+        Err("the file is not open with O_DIRECT, and io_submit would block on it".to_string())
+    };
+    choose(opts, kernel)
 }
 
 /// Picks and builds the best driver for serving many files, `O_DIRECT` or not: io_uring if
@@ -168,46 +125,50 @@ pub fn select_with(
 /// hands the others to its thread pool — else the pool. `AIO_ENGINE` (or
 /// [`SelectOptions::engine`]) forces one; forcing io_uring where it cannot work is an error.
 pub fn select_shared(opts: &SelectOptions) -> io::Result<(Arc<dyn Driver>, Selection)> {
-    let forced = forced_engine(opts)?;
-    let uring = || -> Result<UringDriver, String> {
+    let mut kernel = opts.kernel.clone();
+    kernel.buffered_pool.get_or_insert_with(|| opts.pool.clone());
+    choose(opts, Ok(kernel))
+}
+
+/// The forced engine, or the first that works of io_uring, kernel AIO (with these options, or
+/// not at all for this reason) and the pool.
+fn choose(
+    opts: &SelectOptions,
+    kernel: Result<KernelOptions, String>,
+) -> io::Result<(Arc<dyn Driver>, Selection)> {
+    let uring = || -> Result<Arc<dyn Driver>, String> {
         if let Some(why) = &opts.pretend_uring_unavailable {
             return Err(why.clone());
         }
-        UringDriver::new(opts.uring.clone()).map_err(|e| e.to_string())
+        Ok(Arc::new(UringDriver::new(opts.uring.clone()).map_err(|e| e.to_string())?))
     };
-    let mut kernel_opts = opts.kernel.clone();
-    kernel_opts.buffered_pool.get_or_insert_with(|| opts.pool.clone());
-    if let Some(engine) = forced {
-        let fail = |why: String| {
+    let kernel = || -> Result<Arc<dyn Driver>, String> {
+        Ok(Arc::new(KernelDriver::new(kernel.clone()?).map_err(|e| e.to_string())?))
+    };
+    let pool = || -> Arc<dyn Driver> { Arc::new(PoolDriver::new(opts.pool.clone())) };
+
+    if let Some(engine) = forced_engine(opts)? {
+        let driver = match engine {
+            Engine::Uring => uring(),
+            Engine::Kernel => kernel(),
+            Engine::Pool => Ok(pool()),
+        }
+        .map_err(|why| {
             io::Error::new(
                 io::ErrorKind::Unsupported,
                 format!("engine {engine} was asked for: {why}"),
             )
-        };
-        let driver: Arc<dyn Driver> = match engine {
-            Engine::Uring => Arc::new(uring().map_err(fail)?),
-            Engine::Kernel => {
-                Arc::new(KernelDriver::new(kernel_opts).map_err(|e| fail(e.to_string()))?)
-            }
-            Engine::Pool => Arc::new(PoolDriver::new(opts.pool.clone())),
-        };
+        })?;
         return Ok((driver, Selection { engine, forced: true, skipped: Vec::new() }));
     }
     let mut skipped = Vec::new();
-    match uring() {
-        Ok(d) => {
-            return Ok((Arc::new(d), Selection { engine: Engine::Uring, forced: false, skipped }))
+    for (engine, make) in [(Engine::Uring, &uring as &dyn Fn() -> _), (Engine::Kernel, &kernel)] {
+        match make() {
+            Ok(driver) => return Ok((driver, Selection { engine, forced: false, skipped })),
+            Err(why) => skipped.push((engine, why)),
         }
-        Err(why) => skipped.push((Engine::Uring, why)),
     }
-    match KernelDriver::new(kernel_opts) {
-        Ok(d) => {
-            return Ok((Arc::new(d), Selection { engine: Engine::Kernel, forced: false, skipped }))
-        }
-        Err(e) => skipped.push((Engine::Kernel, e.to_string())),
-    }
-    let pool = Arc::new(PoolDriver::new(opts.pool.clone()));
-    Ok((pool, Selection { engine: Engine::Pool, forced: false, skipped }))
+    Ok((pool(), Selection { engine: Engine::Pool, forced: false, skipped }))
 }
 
 /// The engine `opts` or `AIO_ENGINE` forces, if any.

@@ -143,6 +143,30 @@ pub(crate) enum Bufs<B> {
     Many(Vec<B>),
 }
 
+impl<B> Bufs<B> {
+    fn one(&self) -> Option<&B> {
+        match self {
+            Bufs::One(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    fn into_one(self) -> Option<B> {
+        match self {
+            Bufs::One(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    fn into_vec(self) -> Vec<B> {
+        match self {
+            Bufs::None => Vec::new(),
+            Bufs::One(b) => vec![b],
+            Bufs::Many(v) => v,
+        }
+    }
+}
+
 /// A function called with a request's completion when it is reaped: what `io_set_callback`
 /// does in libaio. It runs on the thread that reaps, and may submit more requests.
 pub type Callback<B> = Box<dyn FnOnce(&Context<B>, Completion<B>) + Send>;
@@ -323,19 +347,12 @@ impl<B> Request<B> {
 
     /// The buffer, for single-buffer requests.
     pub fn buf(&self) -> Option<&B> {
-        match &self.bufs {
-            Bufs::One(b) => Some(b),
-            _ => None,
-        }
+        self.bufs.one()
     }
 
     /// Takes the request apart, giving back its buffers (empty for fsync and poll).
     pub fn into_bufs(self) -> Vec<B> {
-        match self.bufs {
-            Bufs::None => Vec::new(),
-            Bufs::One(b) => vec![b],
-            Bufs::Many(v) => v,
-        }
+        self.bufs.into_vec()
     }
 }
 
@@ -445,27 +462,17 @@ impl<B> Completion<B> {
 
     /// The buffer of a single-buffer request.
     pub fn buf(&self) -> Option<&B> {
-        match &self.bufs {
-            Bufs::One(b) => Some(b),
-            _ => None,
-        }
+        self.bufs.one()
     }
 
     /// Takes the buffer of a single-buffer request back.
     pub fn into_buf(self) -> Option<B> {
-        match self.bufs {
-            Bufs::One(b) => Some(b),
-            _ => None,
-        }
+        self.bufs.into_one()
     }
 
     /// Takes all buffers back (one for pread/pwrite, all for preadv/pwritev, none otherwise).
     pub fn into_bufs(self) -> Vec<B> {
-        match self.bufs {
-            Bufs::None => Vec::new(),
-            Bufs::One(b) => vec![b],
-            Bufs::Many(v) => v,
-        }
+        self.bufs.into_vec()
     }
 }
 
