@@ -40,6 +40,7 @@ struct Deliberate {
 
 const ALL: &[&str] = &["uring", "kernel", "pool"];
 const URING: &[&str] = &["uring"];
+const POOLS: &[&str] = &["kernel", "pool"];
 
 const NULL_CRASH: &str = "glibc dereferences the null aiocb; ours checks it (EINVAL)";
 const NEVER: &str = "glibc returns the never-submitted aiocb's own fields (zeroed: 0); ours \
@@ -50,6 +51,9 @@ const NO_LIMIT: &str = "glibc has no limit (sysconf says -1); ours takes AIO_MAX
                         requests in flight and AIO_LISTIO_MAX (65536) list entries";
 const PIPE_CANCEL: &str = "io_uring can cancel a read waiting on a pipe; glibc's thread is \
                            blocked in read(2) and cannot be stopped (AIO_NOTCANCELED)";
+const BOTH_RUN: &str = "the thread pool runs both reads of the pipe at once (a standby worker \
+                        takes the second while the first blocks), so neither can be cancelled; \
+                        glibc queues the second behind the first, and cancels it";
 const PER_FD: &str = "glibc runs the requests of one descriptor one after another, so the write \
                       waits behind the read; ours has both in flight at once";
 
@@ -199,6 +203,20 @@ const DELIBERATE: &[Deliberate] = &[
         URING,
         PIPE_CANCEL,
     ),
+    d(
+        "cancel",
+        "after cancel: first = EINPROGRESS, second = ECANCELED",
+        "after cancel: first = EINPROGRESS, second = EINPROGRESS",
+        POOLS,
+        BOTH_RUN,
+    ),
+    d(
+        "cancel",
+        "at the end: first = 0, second = ECANCELED",
+        "at the end: first = 0, second = 0",
+        POOLS,
+        BOTH_RUN,
+    ),
     // overlap.c
     d(
         "overlap",
@@ -217,8 +235,20 @@ const DELIBERATE: &[Deliberate] = &[
 ];
 
 /// The programs also run with `AIO_ENGINE=kernel` and `AIO_ENGINE=pool`.
-const ENGINE_PROGRAMS: &[&str] =
-    &["readwrite", "errors", "fsync", "notify", "listio", "fork", "threads", "init", "largefile"];
+const ENGINE_PROGRAMS: &[&str] = &[
+    "readwrite",
+    "errors",
+    "fsync",
+    "suspend",
+    "cancel",
+    "notify",
+    "listio",
+    "fork",
+    "threads",
+    "overlap",
+    "init",
+    "largefile",
+];
 
 const FLAGS: &[&str] = &["-std=gnu11", "-O1", "-Wall", "-Wextra", "-Werror", "-pthread", "-ldl"];
 const RUN_LIMIT: Duration = Duration::from_secs(180);
@@ -386,15 +416,3 @@ programs!(
     layout, readwrite, errors, fsync, suspend, cancel, notify, listio, fork, threads, overlap,
     limits, init, largefile,
 );
-
-/// `suspend.c` and `overlap.c` wait on a pipe or socket with other requests behind; on the
-/// thread-pool engines they stall. Run with `--ignored`.
-#[test]
-#[ignore = "the driver layer's thread pool starts no second worker while its only one is \
-            blocked (a read waiting on a pipe), so every later request waits behind it \
-            (reported; aio/src/driver/pool.rs)"]
-fn pipe_programs_on_pool_engines() {
-    for program in ["suspend", "overlap"] {
-        check_program(program, &["kernel", "pool"]);
-    }
-}
