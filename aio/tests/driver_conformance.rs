@@ -489,3 +489,27 @@ fn pool_workers_come_and_go() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A negative descriptor is an error on its request (refused or failed with EBADF), never a
+/// crash.
+#[test]
+fn negative_descriptors_give_ebadf() {
+    use aio::driver::{KernelDriver, KernelOptions, PoolDriver, PoolOptions, UringDriver};
+    let mut drivers: Vec<Box<dyn Driver>> = vec![
+        Box::new(KernelDriver::new(KernelOptions::default()).unwrap()),
+        Box::new(PoolDriver::new(PoolOptions::default())),
+    ];
+    if let Ok(d) = UringDriver::new(Default::default()) {
+        drivers.push(Box::new(d));
+    }
+    for d in drivers {
+        let buf = Buf::for_read(vec![0u8; 16].into_boxed_slice());
+        match d.queue(Request::read(-1, buf, 0, 1)) {
+            Err(r) => assert_eq!(r.error.raw_os_error(), Some(libc::EBADF), "{}", d.name()),
+            Ok(()) => {
+                let c = reap_n(&*d, 1).pop().unwrap();
+                assert_eq!(c.res, -(libc::EBADF as i64), "{}", d.name());
+            }
+        }
+    }
+}

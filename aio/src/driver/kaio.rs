@@ -122,7 +122,11 @@ impl KernelDriver {
 
     /// Whether requests on `fd` can be asynchronous in the kernel: `O_DIRECT`.
     fn is_direct(fd: RawFd) -> io::Result<bool> {
-        // SAFETY: the descriptor is only asked for its flags; a closed one gives EBADF.
+        if fd < 0 {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        // SAFETY: a non-negative descriptor number, only asked for its flags; a closed one gives
+        // EBADF.
         let fd = unsafe { BorrowedFd::borrow_raw(fd) };
         Ok(sys::fs::status_flags(fd)? & libc::O_DIRECT != 0)
     }
@@ -294,9 +298,10 @@ unsafe impl Driver for KernelDriver {
             if left == Some(Duration::ZERO) {
                 return Ok(got);
             }
-            let pool_busy = self.pool.as_ref().is_some_and(|p| p.in_flight() > 0);
-            let waited = if pool_busy {
-                // Both sources signal the eventfd: wait on it, then look again.
+            let waited = if self.pool.is_some() {
+                // Both sources signal the eventfd: wait on it, then look again. (Waiting in
+                // io_getevents instead would miss the pool's completions, including those of
+                // requests other threads queue meanwhile.)
                 let mut fds =
                     [libc::pollfd { fd: self.efd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
                 sys::fs::poll(&mut fds, left).map(|n| {
