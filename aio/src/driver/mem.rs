@@ -101,7 +101,7 @@ unsafe impl Driver for MemDriver {
         out: &mut Vec<Completion>,
     ) -> io::Result<usize> {
         // Everything completes inline, so waiting only helps if another thread queues meanwhile.
-        let n = self.ready.wait(min, max, deadline(timeout), out)?;
+        let n = self.ready.wait(min, max, deadline(timeout), out, true)?;
         self.in_flight.fetch_sub(n, Ordering::SeqCst);
         Ok(n)
     }

@@ -174,6 +174,8 @@ const FAST: Duration = Duration::from_micros(20);
 const SPIN: Duration = Duration::from_micros(20);
 /// The top of the `slow` score.
 const SLOW_MAX: u32 = 16;
+/// How often a standby worker looks while no request waits.
+const STANDBY_QUIET: Duration = Duration::from_millis(10);
 /// A request running longer than this is blocked (an empty pipe, a stalled device).
 const BLOCKED: Duration = Duration::from_millis(1);
 
@@ -209,12 +211,17 @@ fn worker(shared: &Arc<Shared>, mut standby: bool) {
                     jobs.standby = false;
                     break None;
                 }
-                if !jobs.queue.is_empty() {
+                // Watch closely only while requests wait; otherwise look now and then, so a
+                // quiet pool costs no wake-ups to speak of.
+                let watch = if jobs.queue.is_empty() {
+                    STANDBY_QUIET
+                } else {
                     idle_since = Instant::now();
-                }
+                    STALL
+                };
                 jobs = shared
                     .standby
-                    .wait_timeout(jobs, STALL)
+                    .wait_timeout(jobs, watch)
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
                 continue;
@@ -223,8 +230,9 @@ fn worker(shared: &Arc<Shared>, mut standby: bool) {
                 break Some(job);
             }
             // Look for work a little before sleeping: a reaper usually queues the next request
-            // right after it takes a completion.
-            if !shared.spinning.swap(true, Ordering::Relaxed) {
+            // right after it takes a completion — when requests are fast. When they block, the
+            // next one comes later than a look would last.
+            if !shared.blocking() && !shared.spinning.swap(true, Ordering::Relaxed) {
                 drop(jobs);
                 let until = Instant::now() + SPIN;
                 while shared.queued.load(Ordering::Relaxed) == 0 && Instant::now() < until {
@@ -398,7 +406,9 @@ unsafe impl Driver for PoolDriver {
         timeout: Option<Duration>,
         out: &mut Vec<Completion>,
     ) -> io::Result<usize> {
-        let n = self.shared.ready.wait(min, max, deadline(timeout), out)?;
+        // Look before sleeping only while requests are fast (page-cache hits).
+        let look = !self.shared.blocking();
+        let n = self.shared.ready.wait(min, max, deadline(timeout), out, look)?;
         self.shared.in_flight.fetch_sub(n, Ordering::Relaxed);
         Ok(n)
     }

@@ -77,13 +77,15 @@ impl Ready {
 
     /// Moves up to `max` completions into `out`, waiting until at least `min` have arrived or
     /// `deadline` passes (`None`: no limit). A signal while waiting ends the wait with
-    /// `ErrorKind::Interrupted` if nothing was moved.
+    /// `ErrorKind::Interrupted` if nothing was moved. With `look`, it looks for a completion
+    /// for a few microseconds before it sleeps (worth it when completions come quickly).
     pub(crate) fn wait(
         &self,
         min: usize,
         max: usize,
         deadline: Option<Instant>,
         out: &mut Vec<Completion>,
+        look: bool,
     ) -> io::Result<usize> {
         let min = min.min(max);
         loop {
@@ -104,7 +106,7 @@ impl Ready {
                 },
             };
             // Completions often follow each other closely: look a little before sleeping.
-            let until = Instant::now() + SPIN;
+            let until = Instant::now() + if look { SPIN } else { Duration::ZERO };
             while self.seq.load(Ordering::Relaxed) == seen && Instant::now() < until {
                 // Yield rather than spin: the thread that will push may need this CPU.
                 std::thread::yield_now();

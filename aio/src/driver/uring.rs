@@ -377,8 +377,11 @@ impl UringDriver {
 
     /// Moves parked completions and then those on the completion queue into `out`.
     fn take(&self, inner: &mut Inner, max: usize, out: &mut Vec<Completion>) -> usize {
-        let n = inner.parked.len().min(max);
-        out.extend(inner.parked.drain(..n));
+        let mut n = 0;
+        if !inner.parked.is_empty() {
+            n = inner.parked.len().min(max);
+            out.extend(inner.parked.drain(..n));
+        }
         n + self.harvest(inner, max - n, Some(out))
     }
 }
