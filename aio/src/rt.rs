@@ -41,6 +41,8 @@ pub struct Reactor {
     ops: Mutex<Slab<Slot>>,
     /// Requests the driver refused as full, queued again as completions make room.
     backlog: Mutex<VecDeque<Request>>,
+    /// Whether the backlog has anything (read without its lock).
+    backlogged: AtomicBool,
     /// Requests queued so far, and how many of them a flush has covered.
     queued: AtomicU64,
     flushed: AtomicU64,
@@ -73,6 +75,7 @@ impl Reactor {
             selection,
             ops: Mutex::new(Slab::new()),
             backlog: Mutex::new(VecDeque::new()),
+            backlogged: AtomicBool::new(false),
             queued: AtomicU64::new(0),
             flushed: AtomicU64::new(0),
             scratch: Mutex::new(Vec::new()),
@@ -153,7 +156,7 @@ impl Reactor {
         if n > 0 {
             self.dispatch(done.drain(..));
             drop(scratch);
-            if !lock(&self.backlog).is_empty() {
+            if self.backlogged.load(Ordering::Acquire) {
                 self.drain_backlog();
             }
         }
@@ -205,6 +208,7 @@ impl Reactor {
                 }
             }
         }
+        self.backlogged.store(!backlog.is_empty(), Ordering::Release);
     }
 
     /// Runs `fut` to completion on this thread, driving this reactor while it waits.
@@ -320,6 +324,7 @@ impl<T> Operation<T> {
                 let mut backlog = lock(&self.reactor.backlog);
                 if let Some(pos) = backlog.iter().position(|r| r.user_data == key as u64) {
                     let req = backlog.remove(pos).expect("in range");
+                    self.reactor.backlogged.store(!backlog.is_empty(), Ordering::Release);
                     drop(backlog);
                     self.reactor.dispatch(vec![Completion::new(
                         req.user_data,
@@ -361,6 +366,7 @@ impl<T> Future for Operation<T> {
                     }
                     Err(r) if r.is_full() => {
                         lock(&reactor.backlog).push_back(*r.request);
+                        reactor.backlogged.store(true, Ordering::Release);
                         this.state = State::Queued { key, seq: u64::MAX };
                         // Make room: take what is done, which also queues the backlog.
                         let _ = reactor.poll_completions();
@@ -375,11 +381,12 @@ impl<T> Future for Operation<T> {
                 }
             }
             State::Queued { key, seq } => {
-                if let Some(out) = take(reactor, key, this.finish) {
-                    return Poll::Ready(out);
-                }
+                // Not flushed yet: it cannot have completed, so there is nothing to look for
+                // before flushing.
                 if seq != u64::MAX && seq > reactor.flushed.load(Ordering::SeqCst) {
                     let _ = reactor.flush();
+                } else if let Some(out) = take(reactor, key, this.finish) {
+                    return Poll::Ready(out);
                 }
                 let _ = reactor.poll_completions();
                 if let Some(out) = take(reactor, key, this.finish) {
