@@ -21,7 +21,8 @@
 #
 # Environment: RUNS (rounds, default 5), RUNTIME (seconds per run, default 3), BENCH_DIR (where
 # the file goes, default target/bench-vs-fio; must support O_DIRECT), SIZE (file, default 1G),
-# NO_BUILD=1 (use target/release/aio as it is). Installs fio when missing (root and apt-get).
+# NO_BUILD=1 (use target/release/aio as it is), CASES (default "direct-qd32 cached-qd1"). Installs
+# fio when missing (root and apt-get).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -99,7 +100,7 @@ variants_of() {
 echo "fio $(fio --version | sed 's/^fio-//') vs $("$aio" --version): 4 KiB random reads of $file ($SIZE), $RUNS rounds x ${RUNTIME} s"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 declare -A samples
-cases=(direct-qd32 cached-qd1)
+read -r -a cases <<<"${CASES:-direct-qd32 cached-qd1}"
 for case in "${cases[@]}"; do
     read -r -a variants <<<"$(variants_of "$case")"
     n=${#variants[@]}

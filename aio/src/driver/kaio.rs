@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -61,6 +61,10 @@ pub struct KernelDriver {
     /// Completions taken from the kernel or made here, not yet reaped.
     ready: Ready,
     efd: Arc<EventFd>,
+    /// Whether iocbs ask the kernel to signal `efd` (`IOCB_FLAG_RESFD`): when there is a pool
+    /// (waits watch both) or someone asked for the eventfd. Otherwise the signal is work for
+    /// nothing.
+    signal_efd: AtomicBool,
     pool: Option<PoolDriver>,
     opts: KernelOptions,
     /// Accepted by this driver (not the pool) and not yet reaped.
@@ -71,6 +75,20 @@ struct State {
     table: Slab<Entry>,
     /// Keys of requests queued and not yet submitted, in order.
     plugged: VecDeque<usize>,
+    /// iocb allocations kept for reuse.
+    #[allow(clippy::vec_box)] // the boxes are what is reused: their addresses go to the kernel
+    spare: Vec<Box<IocbCell>>,
+}
+
+impl State {
+    /// Removes a request's entry, keeping its iocb allocation for the next one.
+    fn take(&mut self, key: usize) -> Option<(u64, super::Buf)> {
+        let Entry { iocb, buf, user_data } = self.table.try_remove(key)?;
+        if self.spare.len() < 1024 {
+            self.spare.push(iocb);
+        }
+        Some((user_data, buf))
+    }
 }
 
 struct Entry {
@@ -102,7 +120,12 @@ impl KernelDriver {
             opts.buffered_pool.clone().map(|p| PoolDriver::with_eventfd(p, Arc::clone(&efd)));
         Ok(KernelDriver {
             ctx,
-            state: Mutex::new(State { table: Slab::new(), plugged: VecDeque::new() }),
+            state: Mutex::new(State {
+                table: Slab::new(),
+                plugged: VecDeque::new(),
+                spare: Vec::new(),
+            }),
+            signal_efd: AtomicBool::new(pool.is_some()),
             ready: Ready::with_eventfd(Arc::clone(&efd)),
             efd,
             pool,
@@ -135,13 +158,16 @@ impl KernelDriver {
     /// refuses completes with the error.
     fn submit_plugged(&self) -> io::Result<()> {
         let mut state = self.state();
+        let mut ptrs = [std::ptr::null_mut::<iocb>(); 64];
         while !state.plugged.is_empty() {
-            let ptrs: Vec<*mut iocb> =
-                state.plugged.iter().map(|&k| state.table[k].iocb_ptr()).collect();
+            let n = state.plugged.len().min(ptrs.len());
+            for (p, &k) in ptrs.iter_mut().zip(state.plugged.iter()) {
+                *p = state.table[k].iocb_ptr();
+            }
             // SAFETY: each iocb, its buffer (owned by the entry or promised by the raw buffer's
             // owner) and the eventfd live in the table until the completion is taken out; the
             // context is destroyed (waiting for the kernel) before the table is dropped.
-            match unsafe { self.ctx.submit(&ptrs) } {
+            match unsafe { self.ctx.submit(&ptrs[..n]) } {
                 Ok(n) => {
                     state.plugged.drain(..n);
                 }
@@ -150,29 +176,36 @@ impl KernelDriver {
                 Err(e) => {
                     // The first request is refused: it completes with the error.
                     let key = state.plugged.pop_front().expect("not empty");
-                    let entry = state.table.remove(key);
-                    self.ready.push([Completion::failed(entry.user_data, &e, entry.buf)]);
+                    if let Some((user_data, buf)) = state.take(key) {
+                        self.ready.push([Completion::failed(user_data, &e, buf)]);
+                    }
                 }
             }
         }
         Ok(())
     }
 
-    /// Takes up to `max` completions the kernel has, waiting until `min` or `timeout`.
-    fn harvest(&self, min: usize, max: usize, timeout: Option<Duration>) -> io::Result<usize> {
+    /// Takes up to `max` completions the kernel has into `out`, waiting until `min` or
+    /// `timeout`. Returns how many.
+    fn harvest(
+        &self,
+        min: usize,
+        max: usize,
+        timeout: Option<Duration>,
+        out: &mut Vec<Completion>,
+    ) -> io::Result<usize> {
         let mut events = [io_event::default(); 64];
         let max = max.clamp(1, events.len());
         let n = self.ctx.get_events(min.min(max), &mut events[..max], timeout)?;
         if n > 0 {
             let mut state = self.state();
-            let done = events[..n].iter().filter_map(|ev| {
-                let key = usize::try_from(ev.data).ok()?;
-                let entry = state.table.try_remove(key)?;
-                Some(Completion::new(entry.user_data, ev.res, entry.buf))
-            });
-            let done: Vec<_> = done.collect();
-            drop(state);
-            self.ready.push(done);
+            for ev in &events[..n] {
+                if let Some((user_data, buf)) =
+                    usize::try_from(ev.data).ok().and_then(|key| state.take(key))
+                {
+                    out.push(Completion::new(user_data, ev.res, buf));
+                }
+            }
         }
         Ok(n)
     }
@@ -217,8 +250,7 @@ unsafe impl Driver for KernelDriver {
             return Err(Rejected::new(io::Error::from_raw_os_error(libc::EAGAIN), req));
         }
         let mut state = self.state();
-        let slot = state.table.vacant_entry();
-        let key = slot.key();
+        let key = state.table.vacant_key();
         let (buf, len) = match req.op {
             Op::Read | Op::Write => {
                 let v = req.buf.iovecs()[0];
@@ -235,19 +267,25 @@ unsafe impl Driver for KernelDriver {
             Op::Fsync => sys::IOCB_CMD_FSYNC,
             Op::Fdatasync => sys::IOCB_CMD_FDSYNC,
         };
-        let mut cb =
-            iocb::rw(opcode, req.fd, buf, len, req.offset as i64).with_resfd(self.efd.as_raw_fd());
+        let mut cb = iocb::rw(opcode, req.fd, buf, len, req.offset as i64);
+        if self.signal_efd.load(Ordering::Relaxed) {
+            cb = cb.with_resfd(self.efd.as_raw_fd());
+        }
         cb.aio_data = key as u64;
         cb.aio_rw_flags = req.flags.bits();
         if let Some(p) = req.ioprio {
             cb.aio_flags |= sys::IOCB_FLAG_IOPRIO;
             cb.aio_reqprio = p.raw() as i16;
         }
-        slot.insert(Entry {
-            iocb: Box::new(IocbCell(std::cell::UnsafeCell::new(cb))),
-            buf: req.buf,
-            user_data: req.user_data,
-        });
+        let iocb = match state.spare.pop() {
+            Some(mut spare) => {
+                *spare.0.get_mut() = cb;
+                spare
+            }
+            None => Box::new(IocbCell(std::cell::UnsafeCell::new(cb))),
+        };
+        let inserted = state.table.insert(Entry { iocb, buf: req.buf, user_data: req.user_data });
+        debug_assert_eq!(inserted, key);
         state.plugged.push_back(key);
         let full = state.plugged.len() >= self.opts.batch.max(1);
         drop(state);
@@ -281,9 +319,15 @@ unsafe impl Driver for KernelDriver {
         loop {
             // What is already here: completions made or harvested earlier, the ring, the pool.
             let n = self.ready.take(max - got, out);
-            self.in_flight.fetch_sub(n, Ordering::SeqCst);
-            got += n;
-            if got < max && self.harvest(0, max - got, Some(Duration::ZERO))? > 0 {
+            let h = if got + n < max {
+                self.harvest(0, max - got - n, Some(Duration::ZERO), out)?
+            } else {
+                0
+            };
+            self.in_flight.fetch_sub(n + h, Ordering::SeqCst);
+            got += n + h;
+            if h > 0 && got < min {
+                // The ring may hold more than one harvest takes: look again before waiting.
                 continue;
             }
             if let Some(pool) = &self.pool {
@@ -310,7 +354,10 @@ unsafe impl Driver for KernelDriver {
                     }
                 })
             } else {
-                self.harvest(min - got, max - got, left).map(drop)
+                self.harvest(min - got, max - got, left, out).map(|h| {
+                    self.in_flight.fetch_sub(h, Ordering::SeqCst);
+                    got += h;
+                })
             };
             match waited {
                 Err(e) if got == 0 => return Err(e),
@@ -363,6 +410,11 @@ unsafe impl Driver for KernelDriver {
     }
 
     fn eventfd(&self) -> io::Result<BorrowedFd<'_>> {
+        if !self.signal_efd.swap(true, Ordering::SeqCst) && self.in_flight() > 0 {
+            // Requests submitted before someone watched do not signal: wake the watcher once
+            // so it reaps them.
+            let _ = self.efd.write(1);
+        }
         Ok(self.efd.as_fd())
     }
 
