@@ -112,3 +112,48 @@ fn sqpoll_submits_without_system_calls() {
         assert_eq!(got, data[off..off + 4096]);
     }
 }
+
+#[test]
+fn a_cooperative_ring_posts_completions_when_reaped() {
+    let opts = UringOptions { coop_taskrun: true, ..UringOptions::default() };
+    let Some(d) = driver("a_cooperative_ring_posts_completions_when_reaped", opts) else { return };
+    let dir = test_dir();
+    let path = dir.path().join("coop");
+    let data = pattern(1 << 20, 11);
+    make_file(&path, &data);
+    let (file, direct) = match direct_support(dir.path()) {
+        Ok(_) => (open_direct(&path), true),
+        Err(reason) => {
+            skip("a_cooperative_ring_posts_completions_when_reaped (O_DIRECT)", &reason);
+            (std::fs::File::open(&path).unwrap(), false)
+        }
+    };
+    // O_DIRECT completions need this task: reap (waiting) and poll (looking) must both get
+    // them posted.
+    for round in 0..2 {
+        for i in 0..32u64 {
+            let buf = Buf::for_read(AlignedBuf::new(4096, 4096));
+            d.queue(Request::read(file.as_raw_fd(), buf, i * 4096, i)).unwrap();
+        }
+        let done = if round == 0 {
+            reap_n(&d, 32)
+        } else {
+            d.flush().unwrap();
+            let mut out = Vec::new();
+            let start = std::time::Instant::now();
+            while out.len() < 32 {
+                assert!(start.elapsed() < Duration::from_secs(20), "poll never saw them");
+                d.poll(32, &mut out).unwrap();
+            }
+            out
+        };
+        for c in done {
+            let off = c.user_data as usize * 4096;
+            let mut got = vec![0u8; 4096];
+            c.buf.gather(&mut got);
+            assert_eq!(got, data[off..off + 4096], "direct: {direct}");
+        }
+    }
+    // No eventfd: nothing would post completions while a waiter sleeps on it.
+    assert_eq!(d.eventfd().unwrap_err().kind(), std::io::ErrorKind::Unsupported);
+}

@@ -41,11 +41,24 @@ pub struct UringOptions {
     pub fixed_buffers: Option<(usize, usize)>,
     /// Size of the registered file table (0: none), filled by [`UringDriver::register_file`].
     pub fixed_files: u32,
+    /// Set the ring up with `IORING_SETUP_COOP_TASKRUN` (and `TASKRUN_FLAG`), as fio does: the
+    /// kernel does not interrupt the program to post completions that need its task (O_DIRECT
+    /// reads, for one); they are posted when the driver next enters the kernel, which `reap`
+    /// and `poll` do when the kernel flags pending work. Cheaper for a program that only
+    /// reaps; the driver then has no eventfd (nothing would post completions while a waiter
+    /// sleeps on it). Falls back to a plain ring on kernels before 5.19.
+    pub coop_taskrun: bool,
 }
 
 impl Default for UringOptions {
     fn default() -> UringOptions {
-        UringOptions { entries: 256, sqpoll: None, fixed_buffers: None, fixed_files: 0 }
+        UringOptions {
+            entries: 256,
+            sqpoll: None,
+            fixed_buffers: None,
+            fixed_files: 0,
+            coop_taskrun: false,
+        }
     }
 }
 
@@ -84,6 +97,8 @@ pub struct UringDriver {
     /// Whether any file is registered (so requests need not look in `files`).
     has_files: AtomicBool,
     probe: UringProbe,
+    /// Completions needing this task are posted only when the ring is entered.
+    coop: bool,
     /// Most requests in the kernel at once: the completion queue's size.
     capacity: usize,
     in_flight: AtomicUsize,
@@ -126,7 +141,16 @@ impl UringDriver {
         if let Some(idle) = opts.sqpoll {
             builder.setup_sqpoll(u32::try_from(idle.as_millis()).unwrap_or(u32::MAX));
         }
-        let ring = builder.build(entries).map_err(|e| setup_error(&e))?;
+        let coop_ring = opts.coop_taskrun.then(|| {
+            let mut coop = builder.clone();
+            coop.setup_coop_taskrun().setup_taskrun_flag();
+            coop.build(entries)
+        });
+        // Kernels before 5.19 refuse the flags (EINVAL): a plain ring, then.
+        let (ring, coop) = match coop_ring {
+            Some(Ok(ring)) => (ring, true),
+            _ => (builder.build(entries).map_err(|e| setup_error(&e))?, false),
+        };
         let probe = probe(&ring);
         if let Some((name, _)) = probe.ops.iter().take(7).find(|(_, ok)| !ok) {
             return Err(io::Error::new(
@@ -158,6 +182,7 @@ impl UringDriver {
             files: Mutex::new(files),
             has_files: AtomicBool::new(false),
             probe,
+            coop,
             capacity,
             in_flight: AtomicUsize::new(0),
         })
@@ -377,6 +402,13 @@ impl UringDriver {
 
     /// Moves parked completions and then those on the completion queue into `out`.
     fn take(&self, inner: &mut Inner, max: usize, out: &mut Vec<Completion>) -> usize {
+        if self.coop {
+            // SAFETY: holding `inner` makes this the only handle to the submission queue.
+            if unsafe { self.ring.submission_shared() }.taskrun() {
+                // Completions wait for this task to enter the kernel: let them be posted.
+                let _ = self.ring.submitter().submit();
+            }
+        }
         let mut n = 0;
         if !inner.parked.is_empty() {
             n = inner.parked.len().min(max);
@@ -504,6 +536,13 @@ unsafe impl Driver for UringDriver {
     }
 
     fn eventfd(&self) -> io::Result<BorrowedFd<'_>> {
+        if self.coop {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "io_uring set up with coop_taskrun posts completions only when the ring is \
+                 entered: wait with reap, not on an eventfd",
+            ));
+        }
         let _init = lock(&self.efd_init);
         if self.efd.get().is_none() {
             let efd = EventFd::new()?;

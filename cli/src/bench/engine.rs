@@ -148,7 +148,9 @@ fn new_uring(job: &Job) -> Result<UringDriver, String> {
             why.to_string_lossy()
         ));
     }
-    let opts = UringOptions { entries: uring_entries(job), ..UringOptions::default() };
+    // The bench only reaps (no eventfd): the ring can be cooperative, as fio sets up its own.
+    let opts =
+        UringOptions { entries: uring_entries(job), coop_taskrun: true, ..UringOptions::default() };
     UringDriver::new(opts).map_err(|e| e.to_string())
 }
 
