@@ -227,9 +227,11 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
     block_on_reactor(&reactor, fut)
 }
 
-/// A waker for `block_on`: a flag, and an eventfd to interrupt a wait.
+/// A waker for `block_on`: a flag, and an eventfd to interrupt a wait — written only while
+/// the thread sleeps, so a wake-up from a future it is polling costs no system call.
 struct Signal {
     woken: AtomicBool,
+    sleeping: AtomicBool,
     efd: EventFd,
 }
 
@@ -238,7 +240,9 @@ impl Wake for Signal {
         self.wake_by_ref()
     }
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.woken.swap(true, Ordering::SeqCst) {
+        // SeqCst on both sides: either this sees `sleeping` set, or the sleeper sees `woken`
+        // set before it sleeps.
+        if !self.woken.swap(true, Ordering::SeqCst) && self.sleeping.load(Ordering::SeqCst) {
             let _ = self.efd.write(1);
         }
     }
@@ -247,6 +251,7 @@ impl Wake for Signal {
 fn block_on_reactor<F: Future>(reactor: &Reactor, fut: F) -> F::Output {
     let signal = Arc::new(Signal {
         woken: AtomicBool::new(false),
+        sleeping: AtomicBool::new(false),
         efd: EventFd::new().expect("aio: eventfd for block_on"),
     });
     let waker = Waker::from(Arc::clone(&signal));
@@ -257,7 +262,6 @@ fn block_on_reactor<F: Future>(reactor: &Reactor, fut: F) -> F::Output {
             return out;
         }
         if signal.woken.swap(false, Ordering::SeqCst) {
-            let _ = signal.efd.read();
             continue;
         }
         // Nothing to poll again yet: submit, then wait for a completion or a wake-up.
@@ -271,12 +275,19 @@ fn block_on_reactor<F: Future>(reactor: &Reactor, fut: F) -> F::Output {
             libc::pollfd { fd: driver_fd, events: libc::POLLIN, revents: 0 },
         ];
         let n = if driver_fd >= 0 { 2 } else { 1 };
-        match crate::sys::fs::poll(&mut fds[..n], None) {
-            Ok(_) if fds[1].revents != 0 => {
-                let _ = crate::sys::fs::eventfd_read(reactor.eventfd().expect("it was there"));
-                let _ = reactor.poll_completions();
-            }
-            _ => {}
+        signal.sleeping.store(true, Ordering::SeqCst);
+        let polled = if signal.woken.load(Ordering::SeqCst) {
+            Ok(0)
+        } else {
+            crate::sys::fs::poll(&mut fds[..n], None)
+        };
+        signal.sleeping.store(false, Ordering::SeqCst);
+        if fds[0].revents != 0 {
+            let _ = signal.efd.read();
+        }
+        if polled.is_ok() && fds[1].revents != 0 {
+            let _ = crate::sys::fs::eventfd_read(reactor.eventfd().expect("it was there"));
+            let _ = reactor.poll_completions();
         }
     }
 }

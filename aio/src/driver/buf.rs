@@ -21,16 +21,17 @@ pub(crate) const IOV_MAX: usize = 1024;
 /// A read fills the segments in order; a write sends them in order.
 pub struct Buf {
     segs: Segs,
-    writable: bool,
     owner: Owner,
     /// Something else to keep alive until the request completes (the file it is for).
     keep: Option<Arc<dyn Any + Send + Sync>>,
 }
 
+/// The segments, and whether a read may fill them (kept beside the enum's tag, where it costs
+/// no room: a `Buf` is 96 bytes).
 enum Segs {
     None,
-    One(libc::iovec),
-    Many(Box<[libc::iovec]>),
+    One(libc::iovec, bool),
+    Many(Box<[libc::iovec]>, bool),
 }
 
 // SAFETY: the segments point into memory owned by `owner` (which is Send) or, for raw buffers,
@@ -48,31 +49,31 @@ fn iovec(ptr: *const u8, len: usize) -> libc::iovec {
 impl Buf {
     /// No memory (fsync).
     pub fn none() -> Buf {
-        Buf { segs: Segs::None, writable: false, owner: Owner::none(), keep: None }
+        Buf { segs: Segs::None, owner: Owner::none(), keep: None }
     }
 
     /// A buffer to read into: its whole capacity ([`IoBuf::bytes_total`]).
     pub fn for_read<B: IoBufMut>(mut buf: B) -> Buf {
         let seg = iovec(buf.stable_mut_ptr(), buf.bytes_total());
-        Buf { segs: Segs::One(seg), writable: true, owner: Owner::new(buf), keep: None }
+        Buf { segs: Segs::One(seg, true), owner: Owner::new(buf), keep: None }
     }
 
     /// A buffer to write from: its data ([`IoBuf::bytes_init`]).
     pub fn for_write<B: IoBuf>(buf: B) -> Buf {
         let seg = iovec(buf.stable_ptr(), buf.bytes_init());
-        Buf { segs: Segs::One(seg), writable: false, owner: Owner::new(buf), keep: None }
+        Buf { segs: Segs::One(seg, false), owner: Owner::new(buf), keep: None }
     }
 
     /// Several buffers to read into, filled in order. [`take`](Buf::take) gives back the `Vec`.
     pub fn for_readv<B: IoBufMut>(mut bufs: Vec<B>) -> Buf {
         let segs = bufs.iter_mut().map(|b| iovec(b.stable_mut_ptr(), b.bytes_total())).collect();
-        Buf { segs: Segs::Many(segs), writable: true, owner: Owner::new(bufs), keep: None }
+        Buf { segs: Segs::Many(segs, true), owner: Owner::new(bufs), keep: None }
     }
 
     /// Several buffers to write, in order. [`take`](Buf::take) gives back the `Vec`.
     pub fn for_writev<B: IoBuf>(bufs: Vec<B>) -> Buf {
         let segs = bufs.iter().map(|b| iovec(b.stable_ptr(), b.bytes_init())).collect();
-        Buf { segs: Segs::Many(segs), writable: false, owner: Owner::new(bufs), keep: None }
+        Buf { segs: Segs::Many(segs, false), owner: Owner::new(bufs), keep: None }
     }
 
     /// Memory the caller owns: `len` bytes at `ptr`, writable if `writable`.
@@ -82,7 +83,7 @@ impl Buf {
     /// The memory must stay valid — and, if writable, not be accessed by anyone else — until
     /// the request it goes into has completed (its completion was reaped or its driver dropped).
     pub unsafe fn raw(ptr: *mut u8, len: usize, writable: bool) -> Buf {
-        Buf { segs: Segs::One(iovec(ptr, len)), writable, owner: Owner::none(), keep: None }
+        Buf { segs: Segs::One(iovec(ptr, len), writable), owner: Owner::none(), keep: None }
     }
 
     /// Memory the caller owns, as an `iovec` array (copied; the array itself need not outlive
@@ -92,7 +93,7 @@ impl Buf {
     ///
     /// As for [`Buf::raw`], for every segment.
     pub unsafe fn raw_iov(iov: &[libc::iovec], writable: bool) -> Buf {
-        Buf { segs: Segs::Many(iov.into()), writable, owner: Owner::none(), keep: None }
+        Buf { segs: Segs::Many(iov.into(), writable), owner: Owner::none(), keep: None }
     }
 
     /// Adds an owner: something to keep alive with the request and give back with it.
@@ -157,8 +158,8 @@ impl Buf {
     pub fn segments(&self) -> usize {
         match &self.segs {
             Segs::None => 0,
-            Segs::One(_) => 1,
-            Segs::Many(v) => v.len(),
+            Segs::One(..) => 1,
+            Segs::Many(v, _) => v.len(),
         }
     }
 
@@ -166,8 +167,8 @@ impl Buf {
     pub fn iovecs(&self) -> &[libc::iovec] {
         match &self.segs {
             Segs::None => &[],
-            Segs::One(v) => std::slice::from_ref(v),
-            Segs::Many(v) => v,
+            Segs::One(v, _) => std::slice::from_ref(v),
+            Segs::Many(v, _) => v,
         }
     }
 
@@ -183,7 +184,7 @@ impl Buf {
 
     /// Whether a read may fill it.
     pub fn is_writable(&self) -> bool {
-        self.writable
+        matches!(self.segs, Segs::One(_, true) | Segs::Many(_, true))
     }
 
     /// Shortens the segments so they hold at most `len` bytes (the owner keeps all its memory).
@@ -195,15 +196,15 @@ impl Buf {
         };
         match &mut self.segs {
             Segs::None => {}
-            Segs::One(v) => cut(v, &mut left),
-            Segs::Many(vs) => vs.iter_mut().for_each(|v| cut(v, &mut left)),
+            Segs::One(v, _) => cut(v, &mut left),
+            Segs::Many(vs, _) => vs.iter_mut().for_each(|v| cut(v, &mut left)),
         }
     }
 
     /// Copies `src` into the segments in order; returns how many bytes fit. Nothing is copied
     /// into a read-only buffer.
     pub fn scatter(&mut self, src: &[u8]) -> usize {
-        if !self.writable {
+        if !self.is_writable() {
             return 0;
         }
         let mut done = 0;
@@ -245,7 +246,7 @@ impl fmt::Debug for Buf {
         f.debug_struct("Buf")
             .field("segments", &self.segments())
             .field("len", &self.len())
-            .field("writable", &self.writable)
+            .field("writable", &self.is_writable())
             .field("owned", &self.owner.is_some())
             .finish()
     }
@@ -255,6 +256,16 @@ impl fmt::Debug for Buf {
 mod tests {
     use super::*;
     use crate::AlignedBuf;
+
+    /// Requests and completions carry a `Buf` through every layer by value: at 128 bytes or
+    /// less, a move is a few vector stores, not a `memcpy` call.
+    #[test]
+    fn small_enough_to_move_cheaply() {
+        use std::mem::size_of;
+        assert_eq!(size_of::<Buf>(), 96);
+        assert!(size_of::<super::super::Completion>() <= 112);
+        assert!(size_of::<super::super::Request>() <= 128);
+    }
 
     #[test]
     fn scatter_gather_and_take_back() {

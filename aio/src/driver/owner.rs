@@ -9,21 +9,46 @@ use std::mem::{align_of, size_of, ManuallyDrop, MaybeUninit};
 /// one.
 const WORDS: usize = 6;
 
-/// A type-erased owned value.
-pub(crate) struct Owner(Repr);
-
-enum Repr {
-    Empty,
-    Inline(Inline),
-    Boxed(Box<dyn Any + Send>),
+/// A type-erased owned value: the value itself when it fits in `data` (or nothing), else a
+/// `Box<dyn Any + Send>` stored there; `vt` says which, and how to drop it. With no enum tag
+/// and one pointer for the type's functions, an `Owner` is 56 bytes, so a `Buf` and the
+/// requests and completions carrying one stay small enough to move without a `memcpy` call.
+pub(crate) struct Owner {
+    data: MaybeUninit<[u64; WORDS]>,
+    vt: &'static VTable,
 }
 
-struct Inline {
-    data: MaybeUninit<[u64; WORDS]>,
-    type_id: TypeId,
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Nothing is stored.
+    Empty,
+    /// `data` holds a value of the type `type_id` names.
+    Inline,
+    /// `data` holds a `Box<dyn Any + Send>`.
+    Boxed,
+}
+
+/// What an `Owner` needs to know of the type it stores: one static table per type.
+struct VTable {
+    kind: Kind,
+    type_id: fn() -> TypeId,
     drop: unsafe fn(*mut u8),
     boxed: unsafe fn(*mut u8) -> Box<dyn Any + Send>,
 }
+
+impl VTable {
+    const fn of<T: Any + Send>(kind: Kind) -> VTable {
+        VTable { kind, type_id: TypeId::of::<T>, drop: drop_value::<T>, boxed: box_value::<T> }
+    }
+}
+
+static EMPTY: VTable = VTable::of::<()>(Kind::Empty);
+static BOXED: VTable = VTable {
+    kind: Kind::Boxed,
+    type_id: TypeId::of::<Box<dyn Any + Send>>,
+    drop: drop_value::<Box<dyn Any + Send>>,
+    boxed: unbox_value,
+};
 
 // SAFETY: an Owner only ever holds a `T: Send` (see `new`), inline or boxed.
 unsafe impl Send for Owner {}
@@ -46,9 +71,17 @@ unsafe fn box_value<T: Any + Send>(p: *mut u8) -> Box<dyn Any + Send> {
     Box::new(unsafe { p.cast::<T>().read() })
 }
 
+/// # Safety
+///
+/// `p` points at a live `Box<dyn Any + Send>` that is not used again.
+unsafe fn unbox_value(p: *mut u8) -> Box<dyn Any + Send> {
+    // SAFETY: forwarded from the caller; the box moves out.
+    unsafe { p.cast::<Box<dyn Any + Send>>().read() }
+}
+
 impl Owner {
     pub(crate) fn none() -> Owner {
-        Owner(Repr::Empty)
+        Owner { data: MaybeUninit::uninit(), vt: &EMPTY }
     }
 
     pub(crate) fn new<T: Any + Send>(value: T) -> Owner {
@@ -56,39 +89,40 @@ impl Owner {
             let mut data = MaybeUninit::<[u64; WORDS]>::uninit();
             // SAFETY: the storage is large enough and aligned enough for a T (checked above).
             unsafe { data.as_mut_ptr().cast::<T>().write(value) };
-            Owner(Repr::Inline(Inline {
-                data,
-                type_id: TypeId::of::<T>(),
-                drop: drop_value::<T>,
-                boxed: box_value::<T>,
-            }))
+            Owner { data, vt: const { &VTable::of::<T>(Kind::Inline) } }
         } else {
-            Owner(Repr::Boxed(Box::new(value)))
+            Owner::from_box(Box::new(value))
         }
     }
 
     pub(crate) fn from_box(value: Box<dyn Any + Send>) -> Owner {
-        Owner(Repr::Boxed(value))
+        let mut data = MaybeUninit::<[u64; WORDS]>::uninit();
+        // SAFETY: a box (two words) fits the storage, which is aligned for pointers.
+        unsafe { data.as_mut_ptr().cast::<Box<dyn Any + Send>>().write(value) };
+        Owner { data, vt: &BOXED }
     }
 
     pub(crate) fn is_some(&self) -> bool {
-        !matches!(self.0, Repr::Empty)
+        self.vt.kind != Kind::Empty
     }
 
     /// The value, if it is a `T` (otherwise it is dropped).
     pub(crate) fn take<T: Any>(self) -> Option<T> {
         let mut this = ManuallyDrop::new(self);
-        match std::mem::replace(&mut this.0, Repr::Empty) {
-            Repr::Empty => None,
-            Repr::Boxed(b) => b.downcast::<T>().ok().map(|b| *b),
-            Repr::Inline(mut i) if i.type_id == TypeId::of::<T>() => {
+        let p = this.data.as_mut_ptr().cast::<u8>();
+        match this.vt.kind {
+            Kind::Empty => None,
+            // SAFETY: the storage holds a live box, moved out once (`this` is never dropped).
+            Kind::Boxed => unsafe { unbox_value(p) }.downcast::<T>().ok().map(|b| *b),
+            Kind::Inline if (this.vt.type_id)() == TypeId::of::<T>() => {
                 // SAFETY: the storage holds a live T (its type id says so); it is read once and
-                // the Inline, which has no drop of its own, is forgotten with `this`.
-                Some(unsafe { i.data.as_mut_ptr().cast::<T>().read() })
+                // `this` is never dropped.
+                Some(unsafe { p.cast::<T>().read() })
             }
-            Repr::Inline(mut i) => {
-                // SAFETY: the storage holds a live value of the type `i.drop` was made for.
-                unsafe { (i.drop)(i.data.as_mut_ptr().cast()) };
+            Kind::Inline => {
+                // SAFETY: the storage holds a live value of the type `vt.drop` was made for,
+                // dropped once (`this` is never dropped).
+                unsafe { (this.vt.drop)(p) };
                 None
             }
         }
@@ -97,22 +131,21 @@ impl Owner {
     /// The value, boxed.
     pub(crate) fn into_box(self) -> Option<Box<dyn Any + Send>> {
         let mut this = ManuallyDrop::new(self);
-        match std::mem::replace(&mut this.0, Repr::Empty) {
-            Repr::Empty => None,
-            Repr::Boxed(b) => Some(b),
-            // SAFETY: the storage holds a live value of the type `i.boxed` was made for; it
-            // moves into the box and is not used again.
-            Repr::Inline(mut i) => Some(unsafe { (i.boxed)(i.data.as_mut_ptr().cast()) }),
+        match this.vt.kind {
+            Kind::Empty => None,
+            // SAFETY: the storage holds a live value of the type `vt.boxed` was made for (a
+            // box, for `Boxed`); it moves out once and `this` is never dropped.
+            _ => Some(unsafe { (this.vt.boxed)(this.data.as_mut_ptr().cast()) }),
         }
     }
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        if let Repr::Inline(i) = &mut self.0 {
-            // SAFETY: the storage holds a live value of the type `i.drop` was made for, dropped
-            // once, here.
-            unsafe { (i.drop)(i.data.as_mut_ptr().cast()) };
+        if self.vt.kind != Kind::Empty {
+            // SAFETY: the storage holds a live value of the type `vt.drop` was made for (a
+            // box, for `Boxed`), dropped once, here.
+            unsafe { (self.vt.drop)(self.data.as_mut_ptr().cast()) };
         }
     }
 }
@@ -158,5 +191,14 @@ mod tests {
             .map(|b| *b)
             .unwrap();
         assert_eq!(v, [1, 2, 3]);
+        // A box given as the owner: taken back by its content's type.
+        let o = Owner::from_box(Box::new(Counted(Arc::clone(&drops))));
+        assert!(o.take::<Counted>().is_some());
+        assert_eq!(drops.load(Ordering::SeqCst), 5);
+        drop(Owner::from_box(Box::new(Counted(Arc::clone(&drops)))));
+        assert_eq!(drops.load(Ordering::SeqCst), 6);
+        assert!(!Owner::none().is_some());
+        assert!(Owner::none().take::<()>().is_none());
+        assert_eq!(size_of::<Owner>(), 56);
     }
 }
