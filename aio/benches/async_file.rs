@@ -18,6 +18,7 @@
 //! ```text
 //! cargo bench -p aio --bench async_file              # 5 rounds
 //! cargo bench -p aio --bench async_file -- --rounds 9
+//! cargo bench -p aio --bench async_file -- --only tokio --ops 100000   # fixed count, one variant
 //! ```
 //!
 //! The file (256 MiB) is made in `$AIO_BENCH_DIR` or the current directory and removed at the
@@ -269,6 +270,9 @@ fn run() -> io::Result<()> {
     if let Some(only) = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)) {
         variants.retain(|(name, _)| name.contains(only.as_str()));
     }
+    // `--ops N` fixes the reads per measurement (for instruction counts under callgrind).
+    let fixed_ops: Option<u64> =
+        args.iter().position(|a| a == "--ops").and_then(|i| args.get(i + 1)?.parse().ok());
     // Calibrate: about 0.4 s per measurement.
     let mut counts = Vec::new();
     for (name, f) in variants.iter_mut() {
@@ -276,7 +280,7 @@ fn run() -> io::Result<()> {
         let t = Instant::now();
         f(probe)?;
         let per = t.elapsed().as_secs_f64() / probe as f64;
-        counts.push(((0.4 / per) as u64).clamp(1000, 2_000_000));
+        counts.push(fixed_ops.unwrap_or(((0.4 / per) as u64).clamp(1000, 2_000_000)));
         eprintln!("async_file: {name}: {:.0} ns/op in the warm-up", per * 1e9);
     }
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
