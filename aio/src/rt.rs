@@ -364,7 +364,9 @@ impl<T> Future for Operation<T> {
         match std::mem::replace(&mut this.state, State::Gone) {
             State::Gone => panic!("aio operation polled after it completed"),
             State::Ready(mut req) => {
-                let key = lock(&reactor.ops).insert(Slot::Waiting(Some(cx.waker().clone())));
+                // No waker yet: the future wakes itself below, and parks its waker on its next
+                // poll if the completion has not come by then.
+                let key = lock(&reactor.ops).insert(Slot::Waiting(None));
                 req.user_data = key as u64;
                 match reactor.driver.queue(req) {
                     Ok(()) => {
