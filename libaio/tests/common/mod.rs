@@ -11,34 +11,22 @@
 
 #![allow(dead_code)]
 
-use std::ffi::OsStr;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Prints `SKIP <name>: <reason>` where it is seen even when the harness captures output.
-pub fn skip(name: &str, reason: &str) {
-    let _ = std::io::stderr().write_all(format!("SKIP {name}: {reason}\n").as_bytes());
-}
+#[allow(unused_imports)]
+pub use aio_testkit::{have, run, skip, Ran};
 
-/// The base for test files: `$AIO_TEST_DIR`, else cargo's target tmp directory (a real
-/// filesystem here, where O_DIRECT works; tmpfs would refuse it).
+/// The base for test files: `$AIO_TEST_DIR`, else cargo's target tmp directory.
 pub fn test_base() -> PathBuf {
-    let base = std::env::var_os("AIO_TEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
-    std::fs::create_dir_all(&base).expect("create the test base directory");
-    base
+    aio_testkit::test_base(Path::new(env!("CARGO_TARGET_TMPDIR")))
 }
 
 /// A fresh directory for one test, removed when dropped.
 pub fn test_dir(prefix: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("libaio-{prefix}-"))
-        .tempdir_in(test_base())
-        .expect("create a test directory")
+    aio_testkit::test_dir(&test_base(), &format!("libaio-{prefix}"))
 }
 
 /// The package directory.
@@ -59,31 +47,13 @@ pub struct Staged {
     pub library: PathBuf,
 }
 
-/// Finds the cdylib cargo built for this test run and stages it (once per test executable).
+/// The cdylib cargo built for this test run, staged once per test executable.
 pub fn ours() -> &'static Staged {
     static STAGED: OnceLock<Staged> = OnceLock::new();
     STAGED.get_or_init(|| {
-        let exe = std::env::current_exe().expect("the test executable's path");
-        let deps = exe.parent().expect("the deps directory");
-        let candidates = [deps.join("libaio_libaio.so"), deps.join("../libaio_libaio.so")];
-        let built = candidates.iter().find(|p| p.exists()).unwrap_or_else(|| {
-            panic!(
-                "our cdylib is not where cargo builds it for the tests ({}): was the crate-type \
-                 changed?",
-                candidates[0].display()
-            )
-        });
-        let stem = exe.file_stem().and_then(OsStr::to_str).unwrap_or("test");
-        let name = stem.split('-').next().unwrap_or(stem);
-        let lib_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("libaio-stage-{name}"))
-            .join("lib");
-        std::fs::create_dir_all(&lib_dir).expect("create the staging directory");
-        // Copy, then rename over the old copy: another run still using it keeps its file.
-        let library = lib_dir.join("libaio.so.1");
-        let tmp = lib_dir.join(format!(".libaio.so.1.{}", std::process::id()));
-        std::fs::copy(built, &tmp).expect("stage libaio.so.1");
-        std::fs::rename(&tmp, &library).expect("stage libaio.so.1");
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let (lib_dir, library) =
+            aio_testkit::stage_cdylib("libaio_libaio.so", tmp, "libaio", "libaio.so.1");
         match std::os::unix::fs::symlink("libaio.so.1", lib_dir.join("libaio.so")) {
             Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
                 panic!("symlink libaio.so: {e}")
@@ -113,86 +83,18 @@ pub fn system_header() -> Option<PathBuf> {
     Some(PathBuf::from("/usr/include/libaio.h")).filter(|p| p.exists())
 }
 
-/// Whether `program --version` runs.
-pub fn have(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// What a finished program printed.
-pub struct Ran {
-    pub status: std::process::ExitStatus,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Runs `cmd` to completion, killing it after `limit`.
-pub fn run(cmd: &mut Command, limit: Duration) -> Ran {
-    let what = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.read_to_end(&mut s);
-        s
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the child") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let so_far = out_reader.join().unwrap_or_default();
-            panic!(
-                "{what} did not finish within {limit:?}; its output so far:\n{}",
-                String::from_utf8_lossy(&so_far)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    Ran {
-        status,
-        stdout: String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned(),
-        stderr: String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned(),
-    }
-}
-
-/// Compiles the C `source` into `out` with gcc, panicking with the compiler's output on failure.
-/// `include`: `Some(dir)` puts `dir` first on the include path (our header), `None` leaves the
-/// system's. `link`: what to link libaio from: a library path, or `-L<dir> -laio`.
+/// Compiles the C `source` into `out` with gcc (see [`aio_testkit::gcc`]). `link`: what to
+/// link libaio from: a library path, or `-L<dir> -laio`.
 pub fn gcc(source: &Path, out: &Path, include: Option<&Path>, link: &Link, extra: &[&str]) {
-    let mut cmd = Command::new("gcc");
-    if let Some(dir) = include {
-        cmd.arg(format!("-I{}", dir.display()));
-    }
-    cmd.arg(source).arg("-o").arg(out).args(extra);
+    let mut args: Vec<std::ffi::OsString> = extra.iter().map(Into::into).collect();
     match link {
-        Link::Path(p) => {
-            cmd.arg(p);
-        }
+        Link::Path(p) => args.push(p.into()),
         Link::Dir(d) => {
-            cmd.arg(format!("-L{}", d.display())).arg("-laio");
+            args.push(format!("-L{}", d.display()).into());
+            args.push("-laio".into());
         }
     }
-    let ran = run(&mut cmd, Duration::from_secs(120));
-    assert!(ran.status.success(), "{cmd:?} failed:\n{}{}", ran.stdout, ran.stderr);
+    aio_testkit::gcc(source, out, include, &args);
 }
 
 /// Which libaio a program is linked with.

@@ -11,39 +11,21 @@
 
 #![allow(dead_code)]
 
-use std::ffi::OsStr;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
-/// Prints `SKIP <name>: <reason>` where it is seen even when the harness captures output.
-pub fn skip(name: &str, reason: &str) {
-    let _ = std::io::stderr().write_all(format!("SKIP {name}: {reason}\n").as_bytes());
-}
+#[allow(unused_imports)]
+pub use aio_testkit::{have, note, run, skip, which, Ran};
 
-/// Prints a line where it is seen even when the harness captures output.
-pub fn note(line: &str) {
-    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
-}
-
-/// The base for test files: `$AIO_TEST_DIR`, else cargo's target tmp directory (a real
-/// filesystem here, where O_DIRECT works; tmpfs would refuse it).
+/// The base for test files: `$AIO_TEST_DIR`, else cargo's target tmp directory.
 pub fn test_base() -> PathBuf {
-    let base = std::env::var_os("AIO_TEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
-    std::fs::create_dir_all(&base).expect("create the test base directory");
-    base
+    aio_testkit::test_base(Path::new(env!("CARGO_TARGET_TMPDIR")))
 }
 
 /// A fresh directory for one test, removed when dropped.
 pub fn test_dir(prefix: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("posixaio-{prefix}-"))
-        .tempdir_in(test_base())
-        .expect("create a test directory")
+    aio_testkit::test_dir(&test_base(), &format!("posixaio-{prefix}"))
 }
 
 /// The package directory.
@@ -69,118 +51,22 @@ pub struct Staged {
     pub library: PathBuf,
 }
 
-/// Finds the cdylib cargo built for this test run and stages it (once per test executable).
+/// The cdylib cargo built for this test run, staged once per test executable.
 pub fn ours() -> &'static Staged {
     static STAGED: OnceLock<Staged> = OnceLock::new();
     STAGED.get_or_init(|| {
-        let exe = std::env::current_exe().expect("the test executable's path");
-        let deps = exe.parent().expect("the deps directory");
-        let candidates = [deps.join("libposixaio.so"), deps.join("../libposixaio.so")];
-        let built = candidates.iter().find(|p| p.exists()).unwrap_or_else(|| {
-            panic!(
-                "our cdylib is not where cargo builds it for the tests ({}): was the crate-type \
-                 changed?",
-                candidates[0].display()
-            )
-        });
-        let stem = exe.file_stem().and_then(OsStr::to_str).unwrap_or("test");
-        let name = stem.split('-').next().unwrap_or(stem);
-        let lib_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("posixaio-stage-{name}"))
-            .join("lib");
-        std::fs::create_dir_all(&lib_dir).expect("create the staging directory");
-        // Copy, then rename over the old copy: another run still using it keeps its file.
-        let library = lib_dir.join("libposixaio.so");
-        let tmp = lib_dir.join(format!(".libposixaio.so.{}", std::process::id()));
-        std::fs::copy(built, &tmp).expect("stage libposixaio.so");
-        std::fs::rename(&tmp, &library).expect("stage libposixaio.so");
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let (lib_dir, library) =
+            aio_testkit::stage_cdylib("libposixaio.so", tmp, "posixaio", "libposixaio.so");
         let library = std::fs::canonicalize(&library).expect("canonical staged path");
         Staged { lib_dir, library }
     })
 }
 
-/// Whether `program --version` runs.
-pub fn have(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// The path of `program` on `PATH`, if it is there.
-pub fn which(program: &str) -> Option<PathBuf> {
-    let ran = run(
-        Command::new("sh").args(["-c", &format!("command -v {program}")]),
-        Duration::from_secs(10),
-    );
-    let path = ran.stdout.trim();
-    (ran.status.success() && !path.is_empty()).then(|| path.into())
-}
-
-/// What a finished program printed.
-pub struct Ran {
-    pub status: std::process::ExitStatus,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Runs `cmd` to completion, killing it after `limit`.
-pub fn run(cmd: &mut Command, limit: Duration) -> Ran {
-    let what = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.read_to_end(&mut s);
-        s
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the child") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let so_far = out_reader.join().unwrap_or_default();
-            panic!(
-                "{what} did not finish within {limit:?}; its output so far:\n{}",
-                String::from_utf8_lossy(&so_far)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    Ran {
-        status,
-        stdout: String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned(),
-        stderr: String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned(),
-    }
-}
-
-/// Compiles the C `source` into `out` with gcc, panicking with the compiler's output on failure.
-/// `include`: `Some(dir)` puts `dir` first on the include path (our header), `None` leaves the
-/// system's. The program is linked with glibc only: our library comes in with `LD_PRELOAD`.
+/// Compiles the C `source` into `out` with gcc (see [`aio_testkit::gcc`]). The program is
+/// linked with glibc only: our library comes in with `LD_PRELOAD`.
 pub fn gcc(source: &Path, out: &Path, include: Option<&Path>, extra: &[&str]) {
-    let mut cmd = Command::new("gcc");
-    if let Some(dir) = include {
-        cmd.arg(format!("-I{}", dir.display()));
-    }
-    cmd.arg(source).arg("-o").arg(out).args(extra);
-    let ran = run(&mut cmd, Duration::from_secs(120));
-    assert!(ran.status.success(), "{cmd:?} failed:\n{}{}", ran.stdout, ran.stderr);
+    aio_testkit::gcc(source, out, include, extra);
 }
 
 /// How a C program is run: on glibc, or with our library preloaded (and an engine forced).

@@ -1,0 +1,154 @@
+//! What the tests of the C libraries (`libaio.so.1`, `libposixaio.so`) share: skip reports,
+//! per-test directories on a real filesystem, running programs with a time limit, compiling C
+//! with gcc, and staging the cdylib cargo built for the test run.
+//!
+//! Paths that only cargo knows when it compiles a test (`CARGO_TARGET_TMPDIR`) are passed in by
+//! the caller.
+
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Prints `SKIP <name>: <reason>` where it is seen even when the harness captures output.
+pub fn skip(name: &str, reason: &str) {
+    note(&format!("SKIP {name}: {reason}"));
+}
+
+/// Prints a line where it is seen even when the harness captures output.
+pub fn note(line: &str) {
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
+}
+
+/// The base for test files: `$AIO_TEST_DIR`, else `default` (cargo's target tmp directory: a
+/// real filesystem here, where O_DIRECT works; tmpfs would refuse it).
+pub fn test_base(default: &Path) -> PathBuf {
+    let base = std::env::var_os("AIO_TEST_DIR").map(PathBuf::from).unwrap_or(default.into());
+    std::fs::create_dir_all(&base).expect("create the test base directory");
+    base
+}
+
+/// A fresh directory named `<prefix>-…` under `base`, removed when dropped.
+pub fn test_dir(base: &Path, prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("{prefix}-"))
+        .tempdir_in(base)
+        .expect("create a test directory")
+}
+
+/// Whether `program --version` runs.
+pub fn have(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The path of `program` on `PATH`, if it is there.
+pub fn which(program: &str) -> Option<PathBuf> {
+    let ran = run(
+        Command::new("sh").args(["-c", &format!("command -v {program}")]),
+        Duration::from_secs(10),
+    );
+    let path = ran.stdout.trim();
+    (ran.status.success() && !path.is_empty()).then(|| path.into())
+}
+
+/// What a finished program printed.
+pub struct Ran {
+    /// How it ended.
+    pub status: std::process::ExitStatus,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+}
+
+/// Runs `cmd` to completion, killing it (and failing the test) after `limit`.
+pub fn run(cmd: &mut Command, limit: Duration) -> Ran {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let so_far = out_reader.join().unwrap_or_default();
+            panic!(
+                "{what} did not finish within {limit:?}; its output so far:\n{}",
+                String::from_utf8_lossy(&so_far)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Ran {
+        status,
+        stdout: String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned(),
+        stderr: String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned(),
+    }
+}
+
+/// Compiles the C `source` into `out` with gcc, panicking with the compiler's output on failure.
+/// `include`: `Some(dir)` puts `dir` first on the include path (our header), `None` leaves the
+/// system's. `args` come after the source and output (flags, then what to link).
+pub fn gcc<S: AsRef<OsStr>>(source: &Path, out: &Path, include: Option<&Path>, args: &[S]) {
+    let mut cmd = Command::new("gcc");
+    if let Some(dir) = include {
+        cmd.arg(format!("-I{}", dir.display()));
+    }
+    cmd.arg(source).arg("-o").arg(out).args(args);
+    let ran = run(&mut cmd, Duration::from_secs(120));
+    assert!(ran.status.success(), "{cmd:?} failed:\n{}{}", ran.stdout, ran.stderr);
+}
+
+/// Stages the cdylib `built` (its file name, e.g. `libposixaio.so`), which `cargo test` builds
+/// next to the running test executable — the library of this very test run, never a stale
+/// `target/dist`, and no cargo started from inside the tests (a nested cargo on the same target
+/// directory would wait forever on the build lock the outer one holds) — as
+/// `<tmp>/<prefix>-stage-<test>/lib/<name>`, the layout of `target/dist/lib`. Copied, then
+/// renamed over the old copy, so another run still using it keeps its file. Returns the `lib`
+/// directory and the staged file.
+pub fn stage_cdylib(built: &str, tmp: &Path, prefix: &str, name: &str) -> (PathBuf, PathBuf) {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let deps = exe.parent().expect("the deps directory");
+    let candidates = [deps.join(built), deps.join("..").join(built)];
+    let found = candidates.iter().find(|p| p.exists()).unwrap_or_else(|| {
+        panic!(
+            "our cdylib is not where cargo builds it for the tests ({}): was the crate-type \
+             changed?",
+            candidates[0].display()
+        )
+    });
+    let stem = exe.file_stem().and_then(OsStr::to_str).unwrap_or("test");
+    let test = stem.split('-').next().unwrap_or(stem);
+    let lib_dir = tmp.join(format!("{prefix}-stage-{test}")).join("lib");
+    std::fs::create_dir_all(&lib_dir).expect("create the staging directory");
+    let library = lib_dir.join(name);
+    let part = lib_dir.join(format!(".{name}.{}", std::process::id()));
+    std::fs::copy(found, &part).unwrap_or_else(|e| panic!("stage {name}: {e}"));
+    std::fs::rename(&part, &library).unwrap_or_else(|e| panic!("stage {name}: {e}"));
+    (lib_dir, library)
+}
