@@ -18,6 +18,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 RUNS=${RUNS:-5}
 SIZE=${SIZE:-1G}
 BENCH_DIR=${BENCH_DIR:-$root/target/bench-cp}
@@ -28,11 +29,7 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "bench/cp.sh needs root to drop the page cache before each copy" >&2
     exit 1
 fi
-if [ "${NO_BUILD:-}" != 1 ]; then
-    (cd "$root" && cargo build --release -p aio-cli --bin aio >/dev/null 2>&1) \
-        || { echo "cargo build --release -p aio-cli failed" >&2; exit 1; }
-fi
-[ -x "$aio" ] || { echo "no $aio: build it with cargo build --release -p aio-cli" >&2; exit 1; }
+build_aio "$root"
 
 mkdir -p "$BENCH_DIR"
 src=$BENCH_DIR/src.dat
@@ -65,7 +62,6 @@ run_one() {
     awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
 }
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "copying $src ($SIZE) on $(stat -f -c %T "$BENCH_DIR"), page cache dropped before each copy, $RUNS rounds"
 echo "$("$aio" --version), $(cp --version | head -1)"

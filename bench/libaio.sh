@@ -18,22 +18,14 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 RUNS=${RUNS:-5}
 RUNTIME=${RUNTIME:-5}
 BENCH_DIR=${BENCH_DIR:-$root/target/bench-libaio}
 SIZE=${SIZE:-1G}
 ours_dir=$root/target/dist/lib
 
-if ! command -v fio >/dev/null 2>&1; then
-    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "fio is missing: installing it"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fio \
-            || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fio; }
-    else
-        echo "fio is missing and cannot be installed here (needs root and apt-get)" >&2
-        exit 1
-    fi
-fi
+need_fio
 
 if [ "${NO_BUILD:-}" != 1 ]; then
     (cd "$root" && cargo xtask dist >/dev/null)
@@ -90,7 +82,6 @@ run_one() {
     echo "$iops"
 }
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "fio $(fio --version | sed 's/^fio-//'), 4 KiB random reads, $RUNS rounds x ${RUNTIME} s"
 echo "system: $system_lib"

@@ -25,6 +25,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 RUNS=${RUNS:-5}
 RUNTIME=${RUNTIME:-5}
 BENCH_DIR=${BENCH_DIR:-$root/target/bench-posixaio}
@@ -32,16 +33,7 @@ SIZE=${SIZE:-1G}
 CACHED_SIZE=${CACHED_SIZE:-256M}
 ours_lib=$root/target/dist/lib/libposixaio.so
 
-if ! command -v fio >/dev/null 2>&1; then
-    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "fio is missing: installing it"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fio \
-            || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fio; }
-    else
-        echo "fio is missing and cannot be installed here (needs root and apt-get)" >&2
-        exit 1
-    fi
-fi
+need_fio
 fio --enghelp 2>/dev/null | grep -qw posixaio || { echo "this fio has no posixaio engine" >&2; exit 1; }
 fio --enghelp 2>/dev/null | grep -qw io_uring || { echo "this fio has no io_uring engine" >&2; exit 1; }
 
@@ -118,7 +110,6 @@ run_one() {
     echo "$iops"
 }
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 read -r -a cases <<<"${CASES:-direct-qd32 cached-qd1 cached-qd32}"
 for case in "${cases[@]}"; do

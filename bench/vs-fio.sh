@@ -26,27 +26,15 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 RUNS=${RUNS:-5}
 RUNTIME=${RUNTIME:-3}
 BENCH_DIR=${BENCH_DIR:-$root/target/bench-vs-fio}
 SIZE=${SIZE:-1G}
 aio=$root/target/release/aio
 
-if ! command -v fio >/dev/null 2>&1; then
-    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "fio is missing: installing it"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fio \
-            || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fio; }
-    else
-        echo "fio is missing and cannot be installed here (needs root and apt-get)" >&2
-        exit 1
-    fi
-fi
-if [ "${NO_BUILD:-}" != 1 ]; then
-    (cd "$root" && cargo build --release -p aio-cli --bin aio >/dev/null 2>&1) \
-        || { echo "cargo build --release -p aio-cli failed" >&2; exit 1; }
-fi
-[ -x "$aio" ] || { echo "no $aio: build it with cargo build --release -p aio-cli" >&2; exit 1; }
+need_fio
+build_aio "$root"
 
 mkdir -p "$BENCH_DIR"
 file=$BENCH_DIR/randread.dat
@@ -88,7 +76,6 @@ run_one() {
     esac
 }
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 variants_of() {
     case $1 in

@@ -1,0 +1,32 @@
+# Shared by the bench/*.sh scripts (sourced, not run).
+
+# need_fio: installs fio with apt-get when it is missing (root only), or exits.
+need_fio() {
+    command -v fio >/dev/null 2>&1 && return 0
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "fio is missing: installing it"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fio \
+            || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fio; }
+    else
+        echo "fio is missing and cannot be installed here (needs root and apt-get)" >&2
+        exit 1
+    fi
+}
+
+# build_aio ROOT: builds the aio command in release mode (unless NO_BUILD=1) and checks it is
+# there; prints nothing on success.
+build_aio() {
+    local root=$1
+    if [ "${NO_BUILD:-}" != 1 ]; then
+        (cd "$root" && cargo build --release -p aio-cli --bin aio >/dev/null 2>&1) \
+            || { echo "cargo build --release -p aio-cli failed" >&2; exit 1; }
+    fi
+    [ -x "$root/target/release/aio" ] \
+        || { echo "no $root/target/release/aio: build it with cargo build --release -p aio-cli" >&2; exit 1; }
+}
+
+# median: the median of the numbers on standard input (spaces or newlines between them; 0 for
+# none).
+median() {
+    tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
