@@ -182,9 +182,10 @@ fn header_compiles_cleanly_as_c_and_cpp() {
     assert!(checked > 0, "no compiler ran");
 }
 
-/// ../shared/seed/libaio_copy.c, relative to the workspace root.
+/// The seed's libaio_copy.c (see `aio_testkit::seed_file`).
 fn seed_source() -> std::path::PathBuf {
-    manifest_dir().join("../../shared/seed/libaio_copy.c")
+    aio_testkit::seed_file(&manifest_dir().join(".."), "libaio_copy.c")
+        .unwrap_or_else(|| manifest_dir().join("../seed/libaio_copy.c"))
 }
 
 /// Runs the seed program (built against our header) on a fresh 4 KiB SRC and an empty DST;

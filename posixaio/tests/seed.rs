@@ -16,14 +16,13 @@ use std::time::Duration;
 use common::*;
 
 fn seed_source() -> Option<PathBuf> {
-    let path = manifest_dir().join("../../shared/seed/posix_aio_read.c");
-    path.exists().then(|| std::fs::canonicalize(path).expect("canonical seed path"))
+    aio_testkit::seed_file(&manifest_dir().join(".."), "posix_aio_read.c")
 }
 
 /// Builds the seed unchanged (against the system header, or ours with `include`).
 fn build_seed(dir: &Path, name: &str, include: Option<&Path>) -> Option<PathBuf> {
     let Some(src) = seed_source() else {
-        skip("seed", "../shared/seed/posix_aio_read.c is not there");
+        skip("seed", "posix_aio_read.c is in none of $AIO_SEED_DIR, ../shared/seed, seed/");
         return None;
     };
     if !have("gcc") {
@@ -112,4 +111,23 @@ fn preload_binds_the_seed_to_our_library() {
         .find(|l| l.contains("binding file") && l.contains("symbol `aio_read'"))
         .unwrap_or_else(|| panic!("no binding of aio_read in LD_DEBUG output:\n{stderr}"));
     assert!(line.contains("libc.so.6"), "without the preload aio_read binds to: {line}");
+}
+
+/// The copies in the repository's `seed/` (what a clone on its own builds) are the originals,
+/// byte for byte, wherever `../shared/seed/` is there to compare with.
+#[test]
+fn the_seed_copies_match_the_originals() {
+    let root = manifest_dir().join("..");
+    let shared = root.join("../shared/seed");
+    if !shared.is_dir() {
+        return skip(
+            "the_seed_copies_match_the_originals",
+            "no ../shared/seed beside the checkout",
+        );
+    }
+    for name in ["posix_aio_read.c", "libaio_copy.c"] {
+        let original = std::fs::read(shared.join(name)).expect("read the original");
+        let copy = std::fs::read(root.join("seed").join(name)).expect("read the copy in seed/");
+        assert!(original == copy, "seed/{name} differs from ../shared/seed/{name}");
+    }
 }

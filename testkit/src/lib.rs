@@ -152,3 +152,16 @@ pub fn stage_cdylib(built: &str, tmp: &Path, prefix: &str, name: &str) -> (PathB
     std::fs::rename(&part, &library).unwrap_or_else(|e| panic!("stage {name}: {e}"));
     (lib_dir, library)
 }
+
+/// Where the seed program `name` is: `$AIO_SEED_DIR/name`, else `../shared/seed/name` beside
+/// the checkout at `workspace`, else the copy in the repository's `seed/` directory.
+pub fn seed_file(workspace: &Path, name: &str) -> Option<PathBuf> {
+    let env = std::env::var_os("AIO_SEED_DIR").map(|d| PathBuf::from(d).join(name));
+    let shared = workspace.join("../shared/seed").join(name);
+    let copy = workspace.join("seed").join(name);
+    [env, Some(shared), Some(copy)]
+        .into_iter()
+        .flatten()
+        .find(|p| p.exists())
+        .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+}
