@@ -16,26 +16,8 @@ use common::*;
 /// Runs one fio job on a file in `dir` with our library preloaded; returns fio's output.
 fn fio(dir: &Path, name: &str, args: &[&str]) -> String {
     let mut cmd = Command::new("fio");
-    // In `dir`, with no verify state saved: fio would otherwise leave files in the cwd.
-    cmd.current_dir(dir)
-        .env("LD_PRELOAD", &ours().library)
-        .env_remove("AIO_ENGINE")
-        .arg("--verify_state_save=0")
-        .arg(format!("--name={name}"))
-        .arg(format!("--filename={}", dir.join("fio.dat").display()))
-        .args(["--ioengine=posixaio", "--bs=4k", "--size=16M"])
-        .args(args);
-    let ran = run(&mut cmd, Duration::from_secs(300));
-    let out = format!("{}{}", ran.stdout, ran.stderr);
-    assert!(ran.status.success(), "{cmd:?} failed ({}):\n{out}", ran.status);
-    let summary: Vec<&str> = out.lines().filter(|l| l.contains("err=")).collect();
-    assert!(!summary.is_empty(), "no job summary in fio's output:\n{out}");
-    for line in &summary {
-        assert!(line.contains("err= 0"), "fio reports an error:\n{out}");
-    }
-    assert!(!out.contains("verify: bad"), "fio found bad data:\n{out}");
-    note(&format!("fio {name}: {}", summary.join(" | ").trim()));
-    out
+    cmd.env("LD_PRELOAD", &ours().library).env_remove("AIO_ENGINE");
+    aio_testkit::fio_job(cmd, dir, name, &["--ioengine=posixaio", "--bs=4k", "--size=16M"], args)
 }
 
 /// Whether files in `dir` can be opened with O_DIRECT.

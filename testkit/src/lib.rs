@@ -165,3 +165,27 @@ pub fn seed_file(workspace: &Path, name: &str) -> Option<PathBuf> {
         .find(|p| p.exists())
         .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
 }
+
+/// Runs one fio job — `cmd` is `fio` with its environment set — on `dir/fio.dat`, in `dir` and
+/// with no verify state saved (fio would otherwise leave files in the current directory), with
+/// the job options `engine` (the engine and what every job of the test shares) then `args`; fails the test unless fio exits cleanly, prints a job
+/// summary, every summary says `err= 0` and no verification failed. Returns fio's output.
+pub fn fio_job(mut cmd: Command, dir: &Path, name: &str, engine: &[&str], args: &[&str]) -> String {
+    cmd.current_dir(dir)
+        .arg("--verify_state_save=0")
+        .arg(format!("--name={name}"))
+        .arg(format!("--filename={}", dir.join("fio.dat").display()))
+        .args(engine)
+        .args(args);
+    let ran = run(&mut cmd, Duration::from_secs(300));
+    let out = format!("{}{}", ran.stdout, ran.stderr);
+    assert!(ran.status.success(), "{cmd:?} failed ({}):\n{out}", ran.status);
+    let summary: Vec<&str> = out.lines().filter(|l| l.contains("err=")).collect();
+    assert!(!summary.is_empty(), "no job summary in fio's output:\n{out}");
+    for line in &summary {
+        assert!(line.contains("err= 0"), "fio reports an error:\n{out}");
+    }
+    assert!(!out.contains("verify: bad"), "fio found bad data:\n{out}");
+    note(&format!("fio {name}: {}", summary.join(" | ").trim()));
+    out
+}

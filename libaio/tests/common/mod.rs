@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 #[allow(unused_imports)]
-pub use aio_testkit::{have, run, skip, Ran};
+pub use aio_testkit::{have, run, skip, which, Ran};
 
 /// The base for test files: `$AIO_TEST_DIR`, else cargo's target tmp directory.
 pub fn test_base() -> PathBuf {
