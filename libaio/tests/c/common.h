@@ -97,64 +97,13 @@ HELPER const char *pollres(long res)
 		}                                                                        \
 	} while (0)
 
-HELPER const char *path_of(const char *name)
-{
-	static char bufs[4][4096];
-	static int next;
-	char *b = bufs[next++ % 4];
-	snprintf(b, 4096, "%s/%s", test_dir, name);
-	return b;
-}
-
-/* Byte i of test file `seed`. */
-HELPER unsigned char pattern_byte(int seed, long i)
-{
-	return (unsigned char)((i * 7 + seed * 31 + (i >> 9)) & 0xff);
-}
-
-/* Creates (or truncates) a file of `size` pattern bytes, returns it opened read-write. */
-HELPER int make_file(const char *name, long size, int seed)
-{
-	int fd = open(path_of(name), O_RDWR | O_CREAT | O_TRUNC, 0644);
-	unsigned char *buf = malloc(size > 0 ? size : 1);
-	long i;
-	CHECK(fd >= 0 && buf);
-	for (i = 0; i < size; i++)
-		buf[i] = pattern_byte(seed, i);
-	CHECK(pwrite(fd, buf, size, 0) == size);
-	free(buf);
-	return fd;
-}
-
-HELPER int matches_pattern(const unsigned char *buf, long len, int seed, long offset)
-{
-	long i;
-	for (i = 0; i < len; i++)
-		if (buf[i] != pattern_byte(seed, offset + i))
-			return 0;
-	return 1;
-}
+#include "../../../testkit/c/files.h"
 
 HELPER io_context_t new_ctx(int nr)
 {
 	io_context_t ctx = 0;
 	CHECK(io_setup(nr, &ctx) == 0);
 	return ctx;
-}
-
-HELPER struct timespec ms(long n)
-{
-	struct timespec ts;
-	ts.tv_sec = n / 1000;
-	ts.tv_nsec = (n % 1000) * 1000000L;
-	return ts;
-}
-
-HELPER double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 /* Submits one request and waits for its completion; returns the submit result, stores the
