@@ -189,3 +189,16 @@ pub fn fio_job(mut cmd: Command, dir: &Path, name: &str, engine: &[&str], args: 
     note(&format!("fio {name}: {}", summary.join(" | ").trim()));
     out
 }
+
+/// `len` bytes of a pattern that differs at every position and with `seed`.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}

@@ -6,26 +6,19 @@
 pub mod drivers;
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use aio::DioAlign;
 
-/// Prints `SKIP <name>: <reason>` where it is seen even when the harness captures output.
-pub fn skip(name: &str, reason: &str) {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "SKIP {name}: {reason}");
-}
+#[allow(unused_imports)]
+pub use aio_testkit::{pattern, skip};
 
 /// A fresh directory for one test, under `$AIO_TEST_DIR` if set, else under cargo's target
 /// tmp directory (on the build's filesystem, which is a real disk here, not tmpfs).
 pub fn test_dir() -> tempfile::TempDir {
-    let base = std::env::var_os("AIO_TEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
-    std::fs::create_dir_all(&base).expect("create the test base directory");
-    tempfile::Builder::new().prefix("aio-test-").tempdir_in(&base).expect("create a test directory")
+    let base = aio_testkit::test_base(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    aio_testkit::test_dir(&base, "aio-test")
 }
 
 /// Whether `dir` supports O_DIRECT: `Err(reason)` if not.
@@ -63,19 +56,6 @@ pub fn open_rw(path: &Path) -> File {
         .truncate(false)
         .open(path)
         .expect("open read-write")
-}
-
-/// `len` bytes of a pattern that differs at every position and with `seed`.
-pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 /// Writes `data` to a new file at `path` with plain std I/O.

@@ -3,23 +3,17 @@
 
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Prints `SKIP <name>: <reason>` where it is seen even when the harness captures output.
-pub fn skip(name: &str, reason: &str) {
-    let _ = std::io::stderr().write_all(format!("SKIP {name}: {reason}\n").as_bytes());
-}
+#[allow(unused_imports)]
+pub use aio_testkit::{pattern, skip};
 
 /// A fresh directory for one test, under `$AIO_TEST_DIR` if set, else under cargo's target
 /// tmp directory (on the build's filesystem, a real disk here, not tmpfs).
 pub fn test_dir() -> tempfile::TempDir {
-    let base = std::env::var_os("AIO_TEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
-    std::fs::create_dir_all(&base).expect("create the test base directory");
-    tempfile::Builder::new().prefix("aio-cli-").tempdir_in(&base).expect("create a test directory")
+    let base = aio_testkit::test_base(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    aio_testkit::test_dir(&base, "aio-cli")
 }
 
 /// What a run of `aio` gave.
@@ -171,19 +165,6 @@ pub fn fs_type(path: &Path) -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()
-}
-
-/// `len` bytes of a pattern that differs at every position and with `seed`.
-pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 /// The names in `dir`.
