@@ -30,3 +30,15 @@ build_aio() {
 median() {
     tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
+
+# fio_read_iops LABEL COMMAND...: runs COMMAND (fio and its options, perhaps behind env) with
+# terse output, exits if fio reports an error (naming LABEL), prints the read IOPS. The terse
+# line may come after notes fio prints: field 1 is the version (3), 5 the error, 8 the read IOPS.
+fio_read_iops() {
+    local label=$1 out err
+    shift
+    out=$("$@" --output-format=terse --terse-version=3)
+    err=$(printf '%s\n' "$out" | awk -F';' '$1 == 3 { print $5; exit }')
+    [ "$err" = 0 ] || { echo "fio reported error '$err' for $label: $out" >&2; exit 1; }
+    printf '%s\n' "$out" | awk -F';' '$1 == 3 { print $8; exit }'
+}

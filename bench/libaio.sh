@@ -54,8 +54,7 @@ if [ ! -f "$file" ] || [ "$(stat -c %s "$file")" -ne "$want_bytes" ]; then
         --ioengine=psync --output=/dev/null
 fi
 
-# run_one LIB CASE: prints the read IOPS of one fio run (terse format v3: field 5 is the error,
-# field 8 the read IOPS).
+# run_one LIB CASE: prints the read IOPS of one fio run.
 run_one() {
     local lib=$1 case=$2 args
     case $case in
@@ -68,18 +67,8 @@ run_one() {
     elif [ -n "${SYSTEM_LIB_DIR:-}" ]; then
         env=(env LD_LIBRARY_PATH="$SYSTEM_LIB_DIR")
     fi
-    local out
-    out=$("${env[@]}" fio --name="$case" --ioengine=libaio --rw=randread --bs=4k \
-        --time_based --runtime="$RUNTIME" --ramp_time=1 "${args[@]}" \
-        --output-format=terse --terse-version=3)
-    local err iops
-    err=$(printf '%s\n' "$out" | awk -F';' 'NR==1 { print $5 }')
-    iops=$(printf '%s\n' "$out" | awk -F';' 'NR==1 { print $8 }')
-    if [ "$err" != 0 ]; then
-        echo "fio reported error $err for $lib $case" >&2
-        exit 1
-    fi
-    echo "$iops"
+    fio_read_iops "$lib $case" "${env[@]}" fio --name="$case" --ioengine=libaio --rw=randread \
+        --bs=4k --time_based --runtime="$RUNTIME" --ramp_time=1 "${args[@]}"
 }
 
 

@@ -83,8 +83,7 @@ case $bound in
     *) echo "fio's aio_read64 does not bind to $ours_lib under LD_PRELOAD: $bound" >&2; exit 1 ;;
 esac
 
-# run_one VARIANT CASE: prints the read IOPS of one fio run (terse format v3: field 5 is the
-# error, field 8 the read IOPS).
+# run_one VARIANT CASE: prints the read IOPS of one fio run.
 run_one() {
     local variant=$1 case=$2 args env=(env -u LD_PRELOAD) engine=posixaio
     case $case in
@@ -96,18 +95,9 @@ run_one() {
         ours) env=(env LD_PRELOAD="$ours_lib") ;;
         io_uring) engine=io_uring ;;
     esac
-    local out
-    out=$("${env[@]}" fio --name="$case" --ioengine="$engine" --rw=randread --bs=4k \
-        --time_based --runtime="$RUNTIME" --ramp_time=1 --invalidate=0 "${args[@]}" \
-        --output-format=terse --terse-version=3)
-    local err iops
-    err=$(printf '%s\n' "$out" | awk -F';' 'NR==1 { print $5 }')
-    iops=$(printf '%s\n' "$out" | awk -F';' 'NR==1 { print $8 }')
-    if [ "$err" != 0 ]; then
-        echo "fio reported error $err for $variant $case" >&2
-        exit 1
-    fi
-    echo "$iops"
+    fio_read_iops "$variant $case" "${env[@]}" fio --name="$case" --ioengine="$engine" \
+        --rw=randread --bs=4k --time_based --runtime="$RUNTIME" --ramp_time=1 --invalidate=0 \
+        "${args[@]}"
 }
 
 

@@ -57,15 +57,10 @@ run_one() {
     direct=$(direct_of "$case")
     case $variant in
         fio-*)
-            out=$(fio --name="$case" --filename="$file" --size="$SIZE" --ioengine="${variant#fio-}" \
-                --rw=randread --bs=4k --iodepth="$qd" --direct="$direct" --invalidate=0 \
-                --randrepeat=0 --norandommap --time_based --runtime="$RUNTIME" \
-                --output-format=terse --terse-version=3)
-            local err
-            # The terse line (fio may print notes before it): field 5 is the error, 8 the read IOPS.
-            err=$(printf '%s\n' "$out" | awk -F';' '$1 == 3 { print $5; exit }')
-            [ "$err" = 0 ] || { echo "fio reported error '$err' for $variant $case: $out" >&2; exit 1; }
-            printf '%s\n' "$out" | awk -F';' '$1 == 3 { print $8; exit }'
+            fio_read_iops "$variant $case" fio --name="$case" --filename="$file" --size="$SIZE" \
+                --ioengine="${variant#fio-}" --rw=randread --bs=4k --iodepth="$qd" \
+                --direct="$direct" --invalidate=0 --randrepeat=0 --norandommap --time_based \
+                --runtime="$RUNTIME"
             ;;
         aio-*)
             out=$("$aio" bench --filename="$file" --size="$SIZE" --engine="${variant#aio-}" \
