@@ -92,7 +92,7 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use crate::driver::{self, Buf, CancelOutcome, Completion, Driver, Op, Request, Selection};
+use crate::driver::{self, CancelOutcome, Completion, Driver, RawIo, Request, Selection};
 use crate::kernel::{IoClass, IoPriority};
 use crate::sys::posix::{self as abi, aiocb, aioinit, sigevent, sigval};
 
@@ -320,7 +320,7 @@ struct Engine {
     /// Whether the thread reaping completed a request since it took the role.
     completed: AtomicBool,
     /// Completions taken from the driver: used only by the thread reaping (`reaping` set),
-    /// the vector kept from one call to the next.
+    /// the vectors kept from one call to the next.
     completions: ReaperVec,
     notifier: Mutex<Option<std::thread::Thread>>,
     /// Whether the driver starts threads of its own when requests are queued (the pool, and
@@ -337,8 +337,27 @@ impl Reaper<'_> {
     /// Starts what was queued and takes the completions that are ready, in one call to the
     /// driver (an io_uring read of cached data completes in the submitting system call, so its
     /// status is final when `aio_read` returns). False if that failed: then flush.
-    fn flush_and_poll(&self) -> bool {
-        self.0.progress(Take::FlushReady).is_ok()
+    fn flush_and_poll(&mut self) -> bool {
+        let engine = self.0;
+        engine.progress(self, Take::FlushReady).is_ok()
+    }
+
+    /// The vectors completions are taken into: the role's alone (see `Engine::completions`).
+    fn vectors(&mut self) -> &mut ReaperVecs {
+        // SAFETY: only the thread holding the role (this `Reaper`, borrowed mutably) touches
+        // the vectors; they are not used across the notifications delivered after processing
+        // (a handler they run cannot take the role while it is held).
+        unsafe { &mut *self.0.completions.0.get() }
+    }
+
+    /// Completions as the driver gives them.
+    fn completions(&mut self) -> &mut Vec<Completion> {
+        &mut self.vectors().completions
+    }
+
+    /// Completions of raw requests: `(user_data, res)`.
+    fn raw_completions(&mut self) -> &mut Vec<(u64, i64)> {
+        &mut self.vectors().raw
     }
 }
 
@@ -349,7 +368,9 @@ impl Drop for Reaper<'_> {
         // Let a sleeper see what was processed, or take over the reaping. A sleeper counts
         // itself, then looks at `reaping` again before it sleeps (see `wait_until`): if it
         // counted itself too late to be seen here, it sees the role free.
-        if engine.completed.swap(false, Ordering::SeqCst)
+        // (Looked at before it is cleared: a swap would write the line every time.)
+        if (engine.completed.load(Ordering::Relaxed)
+            && engine.completed.swap(false, Ordering::SeqCst))
             || engine.sleepers.load(Ordering::SeqCst) > 0
         {
             engine.bump();
@@ -368,13 +389,22 @@ enum Take {
     Wait(Duration),
 }
 
-/// The reaper's vector of completions (see `Engine::completions`).
-struct ReaperVec(UnsafeCell<Vec<Completion>>);
+/// The reaper's vectors of completions (see `Engine::completions`).
+struct ReaperVec(UnsafeCell<ReaperVecs>);
+
+#[derive(Default)]
+struct ReaperVecs {
+    completions: Vec<Completion>,
+    raw: Vec<(u64, i64)>,
+}
 
 // SAFETY: the vector is only touched by the one thread that holds the engine's `reaping` flag
 // (taken with Acquire, given back with Release), so accesses never overlap and each sees the
 // previous holder's writes; completions are handed between threads by the drivers already.
 unsafe impl Sync for ReaperVec {}
+
+/// Most completions taken from the driver in one call.
+const REAP_MAX: usize = 256;
 
 /// How long the background notifier stays without requests that need it, before it exits.
 const NOTIFIER_IDLE: Duration = Duration::from_secs(1);
@@ -400,12 +430,18 @@ extern "C" fn forget_engine_in_child() {
     ENGINE.store(std::ptr::null_mut(), Ordering::SeqCst);
 }
 
+#[inline]
 fn engine() -> Result<&'static Engine, Errno> {
     let p = ENGINE.load(Ordering::Acquire);
     if !p.is_null() {
         // SAFETY: engines are leaked boxes, never freed.
         return Ok(unsafe { &*p });
     }
+    start_engine()
+}
+
+#[cold]
+fn start_engine() -> Result<&'static Engine, Errno> {
     let _init = lock(&ENGINE_INIT);
     let p = ENGINE.load(Ordering::Acquire);
     if !p.is_null() {
@@ -440,7 +476,7 @@ fn engine() -> Result<&'static Engine, Errno> {
         reaping: AtomicBool::new(false),
         backlogged: AtomicBool::new(false),
         completed: AtomicBool::new(false),
-        completions: ReaperVec(UnsafeCell::new(Vec::new())),
+        completions: ReaperVec(UnsafeCell::default()),
         notifier: Mutex::new(None),
     }));
     ENGINE.store(engine, Ordering::Release);
@@ -465,19 +501,22 @@ impl Engine {
         lock(&self.state)
     }
 
-    /// Queues one request (the state lock held). `Err(EAGAIN)` if there is no room; other
-    /// failures complete the request with the error.
+    /// Queues one request (the state lock held), its fields `f` as read from `cb`. With the
+    /// reaper's role, starts it at once and processes the completions that are ready (see
+    /// `queue_locked`). `Err(EAGAIN)` if there is no room; other failures complete the request
+    /// with the error.
+    #[allow(clippy::too_many_arguments)]
     fn submit_locked(
         &self,
         st: &mut State,
         cb: *mut aiocb,
+        f: &abi::AiocbFields,
         kind: Kind,
         notify: Notify,
         list: Option<usize>,
         done: &mut Done,
+        reaper: Option<&mut Reaper<'_>>,
     ) -> Result<(), Errno> {
-        // SAFETY: the caller vouched for `cb` (the C API contract: a valid aiocb).
-        let f = unsafe { abi::aiocb_fields(cb) };
         if st.in_flight(cb) {
             return Err(libc::EINVAL);
         }
@@ -525,54 +564,79 @@ impl Engine {
             }
             Kind::Read => {}
         }
-        self.queue_locked(st, key, done);
+        self.queue_locked(st, key, f, done, reaper);
         Ok(())
     }
 
-    /// Hands request `key` to the driver, or to the backlog if the driver is full.
-    fn queue_locked(&self, st: &mut State, key: usize, done: &mut Done) {
+    /// Hands request `key` (its aiocb's fields `f`) to the driver, or to the backlog if the
+    /// driver is full. With the reaper's role, in the same call to the driver it starts the
+    /// request and takes the completions that are ready, and processes them: the status of a
+    /// read of cached data is final when `aio_read` returns, for one lock and one system call.
+    fn queue_locked(
+        &self,
+        st: &mut State,
+        key: usize,
+        f: &abi::AiocbFields,
+        done: &mut Done,
+        reaper: Option<&mut Reaper<'_>>,
+    ) {
         let req = &st.reqs[key];
-        // SAFETY: the request's aiocb is valid while it is in flight (the C API contract).
-        let f = unsafe { abi::aiocb_fields(req.cb) };
         if f.fildes < 0 {
             // No descriptor at all: what the kernel would answer, without asking any driver.
             self.finish_locked(st, key, -i64::from(libc::EBADF), done);
             return;
         }
-        let request = match req.kind {
-            Kind::Read | Kind::Write => {
-                let write = req.kind == Kind::Write;
+        let ioprio = (f.reqprio > 0).then(|| {
+            // A higher aio_reqprio means a lower priority: best-effort levels 5 to 7 (4, the
+            // default, is what 0 gets).
+            let level = 4 + (f.reqprio * 3 + abi::AIO_PRIO_DELTA_MAX - 1) / abi::AIO_PRIO_DELTA_MAX;
+            IoPriority::new(IoClass::BestEffort, level.min(7) as u8)
+        });
+        let io = |write| RawIo {
+            write,
+            fd: f.fildes,
+            ptr: f.buf.cast(),
+            len: f.nbytes,
+            offset: f.offset as u64,
+            ioprio,
+            user_data: key as u64,
+        };
+        let queued = match (req.kind, reaper) {
+            (Kind::Read | Kind::Write, Some(reaper)) => {
+                let io = io(req.kind == Kind::Write);
+                let out = reaper.raw_completions();
+                out.clear();
                 // SAFETY: the program promises the buffer stays valid until the request
                 // completes (POSIX: the aiocb and its buffer must not be touched meanwhile).
-                let buf = unsafe { Buf::raw(f.buf.cast(), f.nbytes, !write) };
-                let op = if write { Op::Write } else { Op::Read };
-                let mut r = Request::new(op, f.fildes, f.offset as u64, buf, key as u64);
-                if f.reqprio > 0 {
-                    // A higher aio_reqprio means a lower priority: best-effort levels 5 to 7 (4,
-                    // the default, is what 0 gets).
-                    let level =
-                        4 + (f.reqprio * 3 + abi::AIO_PRIO_DELTA_MAX - 1) / abi::AIO_PRIO_DELTA_MAX;
-                    r = r.with_ioprio(IoPriority::new(IoClass::BestEffort, level.min(7) as u8));
-                }
-                r
+                let reaped =
+                    self.guarded(|| unsafe { self.driver.queue_raw_and_reap(io, REAP_MAX, out) });
+                reaped.map(|reaped| {
+                    done.polled = true;
+                    // Starting failed (no resources): flush again once the lock is released.
+                    done.flush |= reaped.is_err();
+                    self.process_locked(st, out.iter().copied(), done);
+                    out.clear();
+                })
             }
-            Kind::Fsync => Request::fsync(f.fildes, key as u64),
-            Kind::Fdatasync => Request::fdatasync(f.fildes, key as u64),
-            Kind::Invalid => unreachable!("completed at submission"),
-        };
-        let queued = if self.block_signals {
-            abi::with_signals_blocked(|| self.driver.queue(request))
-        } else {
-            self.driver.queue(request)
+            (kind, _) => {
+                let request = match kind {
+                    // SAFETY: as above.
+                    Kind::Read | Kind::Write => unsafe { io(kind == Kind::Write).into_request() },
+                    Kind::Fsync => Request::fsync(f.fildes, key as u64),
+                    Kind::Fdatasync => Request::fdatasync(f.fildes, key as u64),
+                    Kind::Invalid => unreachable!("completed at submission"),
+                };
+                self.guarded(|| self.driver.queue(request)).map_err(|r| r.error)
+            }
         };
         match queued {
             Ok(()) => {}
-            Err(r) if r.is_full() => {
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
                 st.backlog.push_back(key);
                 self.backlogged.store(true, Ordering::Release);
             }
-            Err(r) => {
-                let errno = r.error.raw_os_error().unwrap_or(libc::EINVAL);
+            Err(e) => {
+                let errno = e.raw_os_error().unwrap_or(libc::EINVAL);
                 self.finish_locked(st, key, -i64::from(errno), done);
             }
         }
@@ -611,9 +675,27 @@ impl Engine {
                 }
             }
             for k in release {
-                self.queue_locked(st, k, done);
-                done.flush = true;
+                self.requeue_locked(st, k, done);
             }
+        }
+    }
+
+    /// Queues request `key` again (released after the writes before it, waiting for room, or
+    /// cancelled by the kernel without running), to be started by the flush after the lock.
+    fn requeue_locked(&self, st: &mut State, key: usize, done: &mut Done) {
+        // SAFETY: the request's aiocb is valid while it is in flight (the C API contract).
+        let f = unsafe { abi::aiocb_fields(st.reqs[key].cb) };
+        self.queue_locked(st, key, &f, done, None);
+        done.flush = true;
+    }
+
+    /// Runs `f` with every signal blocked when the driver starts threads of its own (see
+    /// `block_signals`).
+    fn guarded<T>(&self, f: impl FnOnce() -> T) -> T {
+        if self.block_signals {
+            abi::with_signals_blocked(f)
+        } else {
+            f()
         }
     }
 
@@ -629,57 +711,65 @@ impl Engine {
         }
     }
 
-    /// Takes completions from the driver as `take` says and processes them, up to 256.
-    /// Returns how many. Called by the one thread reaping (see `reaping`).
-    fn progress(&self, take: Take) -> io::Result<usize> {
-        // SAFETY: only the thread that set `reaping` runs this (`poll`, `reap_waiting`), so
-        // it is the only one using the vector; it is not used across the notifications
-        // delivered below (a handler they run cannot reap: `reaping` is still set).
-        let completions = unsafe { &mut *self.completions.0.get() };
+    /// Takes completions from the driver as `take` says and processes them, up to
+    /// [`REAP_MAX`]. Returns how many. Only the thread reaping calls it (it holds `reaper`).
+    fn progress(&self, reaper: &mut Reaper<'_>, take: Take) -> io::Result<usize> {
+        let completions = reaper.completions();
         completions.clear();
         let n = match take {
-            Take::Ready => self.driver.poll(256, completions)?,
-            Take::FlushReady => self.driver.reap(0, 256, Some(Duration::ZERO), completions)?,
-            Take::Wait(timeout) => self.driver.reap(1, 256, Some(timeout), completions)?,
+            Take::Ready => self.driver.poll(REAP_MAX, completions)?,
+            Take::FlushReady => self.driver.reap(0, REAP_MAX, Some(Duration::ZERO), completions)?,
+            Take::Wait(timeout) => self.driver.reap(1, REAP_MAX, Some(timeout), completions)?,
         };
         if n == 0 && !self.backlogged.load(Ordering::Acquire) {
             return Ok(0);
         }
         let mut done = Done::default();
-        {
-            let mut st = self.state();
-            // By reference: a completion is too big to move around for nothing.
-            for c in completions.iter() {
-                let key = c.user_data as usize;
-                let uncalled = st.reqs.get(key).is_some_and(|r| !r.cancel_requested);
-                if c.res == -i64::from(libc::ECANCELED) && uncalled {
-                    // Cancelled by no one here: io_uring cancels the requests a thread
-                    // submitted when that thread exits (any thread's io_uring_enter submits
-                    // what others queued, too). The request never ran: submit it again, from
-                    // this thread, so it outlives its submitter as POSIX requires.
-                    self.queue_locked(&mut st, key, &mut done);
-                    done.flush = true;
-                    continue;
-                }
-                self.finish_locked(&mut st, key, c.res, &mut done);
-            }
-            // Room was made: queue what waited for it.
-            while let Some(key) = st.backlog.pop_front() {
-                let before = st.backlog.len();
-                self.queue_locked(&mut st, key, &mut done);
-                done.flush = true;
-                if st.backlog.len() > before {
-                    break;
-                }
-            }
-            self.backlogged.store(!st.backlog.is_empty(), Ordering::Release);
-        }
+        self.process_locked(
+            &mut self.state(),
+            completions.iter().map(|c| (c.user_data, c.res)),
+            &mut done,
+        );
         completions.clear();
         // The reaper wakes the sleepers when it stops reaping.
         if done.finish(self) {
             self.completed.store(true, Ordering::Relaxed);
         }
         Ok(n)
+    }
+
+    /// Processes completions taken from the driver, then queues what waited for room.
+    fn process_locked(
+        &self,
+        st: &mut State,
+        completions: impl Iterator<Item = (u64, i64)>,
+        done: &mut Done,
+    ) {
+        for (user_data, res) in completions {
+            let key = user_data as usize;
+            let uncalled = st.reqs.get(key).is_some_and(|r| !r.cancel_requested);
+            if res == -i64::from(libc::ECANCELED) && uncalled {
+                // Cancelled by no one here: io_uring cancels the requests a thread submitted
+                // when that thread exits (any thread's io_uring_enter submits what others
+                // queued, too). The request never ran: submit it again, from this thread, so
+                // it outlives its submitter as POSIX requires.
+                self.requeue_locked(st, key, done);
+                continue;
+            }
+            self.finish_locked(st, key, res, done);
+        }
+        if !self.backlogged.load(Ordering::Acquire) {
+            return;
+        }
+        // Room was made: queue what waited for it.
+        while let Some(key) = st.backlog.pop_front() {
+            let before = st.backlog.len();
+            self.requeue_locked(st, key, done);
+            if st.backlog.len() > before {
+                break;
+            }
+        }
+        self.backlogged.store(!st.backlog.is_empty(), Ordering::Release);
     }
 
     /// Becomes the thread that reaps, unless another one is (`None`). Dropping the role wakes
@@ -692,8 +782,8 @@ impl Engine {
 
     /// Takes the completions that are ready, unless another thread is reaping (it will).
     fn poll(&self) {
-        if let Some(_reaper) = self.reaper() {
-            let _ = self.progress(Take::Ready);
+        if let Some(mut reaper) = self.reaper() {
+            let _ = self.progress(&mut reaper, Take::Ready);
         }
     }
 
@@ -704,10 +794,10 @@ impl Engine {
         timeout: Duration,
         ready: &impl Fn() -> bool,
     ) -> Option<io::Result<usize>> {
-        let _reaper = self.reaper()?;
+        let mut reaper = self.reaper()?;
         // Re-checked here: another reaper may have processed what this thread waits for
         // between its last look and taking over.
-        Some(if ready() { Ok(0) } else { self.progress(Take::Wait(timeout)) })
+        Some(if ready() { Ok(0) } else { self.progress(&mut reaper, Take::Wait(timeout)) })
     }
 
     /// Waits until `ready()` or `deadline`: one thread waits in the driver, others sleep until
@@ -810,6 +900,8 @@ impl Engine {
 struct Done {
     notes: Vec<Notify>,
     flush: bool,
+    /// Whether the reaper started the request and took what was ready (`queue_locked`).
+    polled: bool,
     /// Whether a request completed (its status changed): threads sleeping on `generation`
     /// must look.
     completed: bool,
@@ -870,7 +962,7 @@ fn submit_one(cb: *mut aiocb, kind: Kind) -> Result<(), Errno> {
     // Submitting as the reaper, when no one else is: it starts the request and takes what is
     // ready in one go, and a signal handler that interrupts it on this thread finds the role
     // taken and takes no lock. Otherwise the thread is marked as inside the library.
-    let reaper = engine.reaper();
+    let mut reaper = engine.reaper();
     let _inside = reaper.is_none().then(InLibrary::enter);
     let notify = match check_request(&f, kind) {
         Ok(n) => n,
@@ -882,13 +974,16 @@ fn submit_one(cb: *mut aiocb, kind: Kind) -> Result<(), Errno> {
     let mut done = Done::default();
     let result = {
         let mut st = engine.state();
-        engine.submit_locked(&mut st, cb, kind, notify, None, &mut done)
+        engine.submit_locked(&mut st, cb, &f, kind, notify, None, &mut done, reaper.as_mut())
     };
     if result.is_ok() {
         if notify.is_async() {
             engine.need_notifier();
         }
-        done.flush = !reaper.as_ref().is_some_and(Reaper::flush_and_poll);
+        if !done.polled {
+            // Not started yet (an fsync after writes, no room, or another thread reaping).
+            done.flush = !reaper.as_mut().is_some_and(Reaper::flush_and_poll);
+        }
     }
     // Stop reaping before the notifications: a handler they run may call in.
     drop(reaper);
@@ -1169,7 +1264,9 @@ pub unsafe fn lio_listio(
                     continue;
                 }
             };
-            match engine.submit_locked(&mut st, cb, kind, entry_notify, Some(l), &mut done) {
+            let submitted =
+                engine.submit_locked(&mut st, cb, &f, kind, entry_notify, Some(l), &mut done, None);
+            match submitted {
                 Ok(()) => {
                     queued.push(cb);
                     wants_notifier |= entry_notify.is_async();
@@ -1185,7 +1282,7 @@ pub unsafe fn lio_listio(
     if wants_notifier {
         engine.need_notifier();
     }
-    done.flush = !engine.reaper().is_some_and(|r| r.flush_and_poll());
+    done.flush = !engine.reaper().is_some_and(|mut r| r.flush_and_poll());
     done.finish_and_wake(engine);
     if mode == abi::LIO_NOWAIT {
         return match (again, invalid || refused) {

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aio::driver::{Buf, CancelOutcome, Completion, Driver, IoPriority, Op, Request, RwFlags};
+use aio::driver::{
+    Buf, CancelOutcome, Completion, Driver, IoPriority, Op, RawIo, Request, RwFlags,
+};
 use aio::kernel::IoClass;
 use aio::{AlignedBuf, Slice};
 use common::drivers::*;
@@ -512,4 +514,104 @@ fn negative_descriptors_give_ebadf() {
             }
         }
     }
+}
+
+#[test]
+fn raw_requests_complete_once_with_their_data() {
+    each_target("raw_requests_complete_once_with_their_data", |t, data| {
+        let d = &*t.driver;
+        let u = t.unit.max(512);
+        let n = 48;
+        // Raw writes of distinct blocks, owned-buffer reads mixed in: each completes once,
+        // raw ones through `out` or a later reap, owned ones with their buffers given back.
+        let blocks: Vec<AlignedBuf> =
+            (0..n).map(|i| AlignedBuf::from_slice(&pattern(u, 100 + i as u64), u)).collect();
+        let mut raw_done: HashMap<u64, i64> = HashMap::new();
+        let mut owned = 0;
+        let mut out = Vec::new();
+        for (i, b) in blocks.iter().enumerate() {
+            let io = RawIo {
+                write: true,
+                fd: t.fd(),
+                ptr: b.as_ptr().cast_mut(),
+                len: u,
+                offset: (i * u) as u64,
+                ioprio: None,
+                user_data: 1000 + i as u64,
+            };
+            out.clear();
+            // SAFETY: `blocks` outlives every request (all are reaped below).
+            let reaped = unsafe { d.queue_raw_and_reap(io, 256, &mut out) }.unwrap().unwrap();
+            assert_eq!(reaped, out.len(), "{}", t.name);
+            for &(ud, res) in &out {
+                assert!(raw_done.insert(ud, res).is_none(), "{}: {ud} completed twice", t.name);
+            }
+            if i % 8 == 0 {
+                let off = ((n + i) * u) as u64;
+                d.queue(Request::read(t.fd(), t.read_buf(u), off, 2000 + i as u64)).unwrap();
+                owned += 1;
+            }
+        }
+        let left = d.in_flight();
+        assert_eq!(left, n - raw_done.len() + owned, "{}", t.name);
+        for c in reap_n(d, left) {
+            if c.user_data >= 2000 {
+                let off = (n + (c.user_data - 2000) as usize) * u;
+                let len = c.result().unwrap();
+                let buf = c.buf.take::<Slice<AlignedBuf>>().expect("owned buffer given back");
+                let got = &buf.get_ref().as_full_slice()[..len];
+                assert_eq!(got, &data[off..off + len], "{}", t.name);
+                owned -= 1;
+            } else {
+                assert!(raw_done.insert(c.user_data, c.res).is_none(), "{}: twice", t.name);
+                assert!(c.buf.into_owner().is_none(), "{}: a raw request owns nothing", t.name);
+            }
+        }
+        assert_eq!(owned, 0, "{}", t.name);
+        assert_eq!(raw_done.len(), n, "{}", t.name);
+        assert!(raw_done.values().all(|&r| r == u as i64), "{}: {raw_done:?}", t.name);
+
+        // Raw reads see what the raw writes wrote.
+        let mut back = AlignedBuf::new(n * u, u);
+        let base = back.as_full_mut_slice().as_mut_ptr();
+        let mut done = 0;
+        for i in 0..n {
+            let io = RawIo {
+                write: false,
+                fd: t.fd(),
+                // SAFETY: inside `back`'s capacity.
+                ptr: unsafe { base.add(i * u) },
+                len: u,
+                offset: (i * u) as u64,
+                ioprio: Some(IoPriority::new(IoClass::BestEffort, 4)),
+                user_data: i as u64,
+            };
+            out.clear();
+            // SAFETY: `back` outlives the requests, and no one touches it until all are reaped.
+            done += unsafe { d.queue_raw_and_reap(io, 256, &mut out) }.unwrap().unwrap();
+            assert!(out.iter().all(|&(_, r)| r == u as i64), "{}: {out:?}", t.name);
+        }
+        for c in reap_n(d, n - done) {
+            assert_eq!(c.res, u as i64, "{}", t.name);
+        }
+        back.set_len(n * u);
+        for (i, b) in blocks.iter().enumerate() {
+            assert_eq!(&back[i * u..(i + 1) * u], &b[..], "{}: block {i}", t.name);
+        }
+
+        // A refused raw request is not in flight.
+        let bad = RawIo {
+            write: false,
+            fd: t.fd(),
+            ptr: base,
+            len: u,
+            offset: u64::MAX,
+            ioprio: None,
+            user_data: 7,
+        };
+        // SAFETY: refused before anything points at `back`.
+        let refused = unsafe { d.queue_raw_and_reap(bad, 256, &mut out) };
+        assert!(refused.is_err(), "{}: offset beyond the largest file offset taken", t.name);
+        assert_eq!(d.in_flight(), 0, "{}", t.name);
+    });
 }

@@ -209,6 +209,50 @@ impl Request {
     }
 }
 
+/// A read or write of one buffer of memory the caller answers for, and nothing for the driver
+/// to give back: how C callers (the POSIX engine) submit, through
+/// [`Driver::queue_raw_and_reap`]. Plain data, so a refusal loses nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct RawIo {
+    /// A write (from `ptr`) rather than a read (into it).
+    pub write: bool,
+    /// The file.
+    pub fd: RawFd,
+    /// The memory.
+    pub ptr: *mut u8,
+    /// Its length in bytes.
+    pub len: usize,
+    /// The file offset.
+    pub offset: u64,
+    /// An I/O priority, where the driver can apply one.
+    pub ioprio: Option<IoPriority>,
+    /// The caller's value, returned with the result; also the key for [`Driver::cancel`].
+    pub user_data: u64,
+}
+
+impl RawIo {
+    /// As a [`Request`] (its buffer a [`Buf::raw`]).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Buf::raw`]: the memory stays valid, and untouched by others if it is read
+    /// into, until the request completes.
+    pub unsafe fn into_request(self) -> Request {
+        // SAFETY: forwarded from the caller.
+        let buf = unsafe { Buf::raw(self.ptr, self.len, !self.write) };
+        let op = if self.write { Op::Write } else { Op::Read };
+        Request {
+            op,
+            fd: self.fd,
+            offset: self.offset,
+            buf,
+            flags: RwFlags::empty(),
+            ioprio: self.ioprio,
+            user_data: self.user_data,
+        }
+    }
+}
+
 /// A finished request.
 #[derive(Debug)]
 pub struct Completion {
@@ -335,6 +379,37 @@ pub unsafe trait Driver: Send + Sync {
         self.reap(0, max, Some(Duration::ZERO), out)
     }
 
+    /// Queues a [`RawIo`], then does what `reap(0, max, Some(Duration::ZERO), _)` does —
+    /// starts everything queued and takes the completions that are ready — in one step, for a
+    /// caller that submits one request and wants its inline completion at once (a read of
+    /// cached data through io_uring is done when the system call that starts it returns).
+    ///
+    /// Completions go to `out` as `(user_data, res)`, for raw requests only: others may own
+    /// buffers, which only `reap` can give back, so the driver keeps them for the next one. A
+    /// request queued this way completes exactly once, here or through a later `reap` (with a
+    /// buffer that owns nothing). `Err` only when the request was refused (`EAGAIN`: the
+    /// driver is full; or invalid): nothing else happened then. The inner result is the
+    /// reap's: the request stays accepted even if starting it failed.
+    ///
+    /// The default queues a [`Request`] and flushes, taking nothing; io_uring takes the
+    /// request without building one, and reaps, under one lock.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Buf::raw`]: `io`'s memory stays valid, and untouched by others if it is read
+    /// into, until the request completes.
+    unsafe fn queue_raw_and_reap(
+        &self,
+        io: RawIo,
+        max: usize,
+        out: &mut Vec<(u64, i64)>,
+    ) -> Result<io::Result<usize>, io::Error> {
+        let _ = (max, out);
+        // SAFETY: forwarded from the caller.
+        self.queue(unsafe { io.into_request() }).map_err(|r| r.error)?;
+        Ok(self.flush().map(|()| 0))
+    }
+
     /// Tries to cancel the request in flight with this `user_data`.
     fn cancel(&self, user_data: u64) -> io::Result<CancelOutcome>;
 
@@ -371,6 +446,15 @@ macro_rules! forward_driver {
             }
             fn poll(&self, max: usize, out: &mut Vec<Completion>) -> io::Result<usize> {
                 (**self).poll(max, out)
+            }
+            unsafe fn queue_raw_and_reap(
+                &self,
+                io: RawIo,
+                max: usize,
+                out: &mut Vec<(u64, i64)>,
+            ) -> Result<io::Result<usize>, io::Error> {
+                // SAFETY: forwarded from the caller.
+                unsafe { (**self).queue_raw_and_reap(io, max, out) }
             }
             fn cancel(&self, user_data: u64) -> io::Result<CancelOutcome> {
                 (**self).cancel(user_data)

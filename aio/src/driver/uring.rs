@@ -22,7 +22,7 @@ use io_uring::{opcode, squeue, types, IoUring};
 use slab::Slab;
 
 use super::ready::deadline;
-use super::{Buf, CancelOutcome, Completion, Driver, Op, Rejected, Request};
+use super::{Buf, CancelOutcome, Completion, Driver, Op, RawIo, Rejected, Request};
 use crate::buf::{AlignedBuf, IoBuf, IoBufMut};
 use crate::EventFd;
 
@@ -105,8 +105,18 @@ pub struct UringDriver {
 }
 
 struct Entry {
-    buf: Buf,
+    /// The request's buffers to give back; none for a [`RawIo`].
+    buf: Option<Buf>,
     user_data: u64,
+}
+
+/// Where [`UringDriver::harvest`] puts the completions it takes.
+enum Sink<'a> {
+    /// Into `parked`, for the next reap.
+    Park,
+    Out(&'a mut Vec<Completion>),
+    /// `(user_data, res)` of raw requests; others are parked.
+    Raw(&'a mut Vec<(u64, i64)>),
 }
 
 struct Inner {
@@ -240,12 +250,63 @@ impl UringDriver {
         Ok(())
     }
 
-    fn entry_for(&self, req: &Request, key: u64) -> squeue::Entry {
-        let slot = if self.has_files.load(Ordering::Relaxed) {
-            lock(&self.files).slots.get(&req.fd).copied()
+    /// The registered-file slot of `fd`, if it has one.
+    fn file_slot(&self, fd: RawFd) -> Option<u32> {
+        if self.has_files.load(Ordering::Relaxed) {
+            lock(&self.files).slots.get(&fd).copied()
         } else {
             None
-        };
+        }
+    }
+
+    /// The entry for a read or write of one buffer (from a registered buffer: the `_FIXED`
+    /// opcodes).
+    #[allow(clippy::too_many_arguments)]
+    fn rw_entry(
+        &self,
+        write: bool,
+        fd: RawFd,
+        ptr: *mut u8,
+        len: usize,
+        offset: u64,
+        flags: i32,
+        prio: u16,
+    ) -> squeue::Entry {
+        let slot = self.file_slot(fd);
+        macro_rules! with_fd {
+            ($op:ident :: new ( $($arg:expr),* )) => {
+                match slot {
+                    Some(s) => opcode::$op::new(types::Fixed(s), $($arg),*),
+                    None => opcode::$op::new(types::Fd(fd), $($arg),*),
+                }
+            };
+        }
+        let fixed = self.fixed.as_ref().and_then(|f| f.index_of(ptr, len));
+        // An entry says at most 4 GiB: beyond, the transfer is short (the kernel stops at 2 GiB
+        // anyway).
+        let len = len.min(u32::MAX as usize) as u32;
+        match (write, fixed) {
+            (false, Some(i)) => with_fd!(ReadFixed::new(ptr, len, i))
+                .offset(offset)
+                .rw_flags(flags)
+                .ioprio(prio)
+                .build(),
+            (false, None) => {
+                with_fd!(Read::new(ptr, len)).offset(offset).rw_flags(flags).ioprio(prio).build()
+            }
+            (true, Some(i)) => with_fd!(WriteFixed::new(ptr, len, i))
+                .offset(offset)
+                .rw_flags(flags)
+                .ioprio(prio)
+                .build(),
+            (true, None) => {
+                with_fd!(Write::new(ptr, len)).offset(offset).rw_flags(flags).ioprio(prio).build()
+            }
+        }
+    }
+
+    fn entry_for(&self, req: &Request, key: u64) -> squeue::Entry {
+        let slot = self.file_slot(req.fd);
         macro_rules! with_fd {
             ($op:ident :: new ( $($arg:expr),* )) => {
                 match slot {
@@ -259,30 +320,9 @@ impl UringDriver {
         let iov = req.buf.iovecs();
         let entry = match req.op {
             Op::Read | Op::Write => {
-                let (ptr, len) = (iov[0].iov_base.cast::<u8>(), iov[0].iov_len as u32);
-                let fixed = self.fixed.as_ref().and_then(|f| f.index_of(ptr, iov[0].iov_len));
-                match (req.op, fixed) {
-                    (Op::Read, Some(i)) => with_fd!(ReadFixed::new(ptr, len, i))
-                        .offset(req.offset)
-                        .rw_flags(flags)
-                        .ioprio(prio)
-                        .build(),
-                    (Op::Read, None) => with_fd!(Read::new(ptr, len))
-                        .offset(req.offset)
-                        .rw_flags(flags)
-                        .ioprio(prio)
-                        .build(),
-                    (_, Some(i)) => with_fd!(WriteFixed::new(ptr, len, i))
-                        .offset(req.offset)
-                        .rw_flags(flags)
-                        .ioprio(prio)
-                        .build(),
-                    (_, None) => with_fd!(Write::new(ptr, len))
-                        .offset(req.offset)
-                        .rw_flags(flags)
-                        .ioprio(prio)
-                        .build(),
-                }
+                let ptr = iov[0].iov_base.cast::<u8>();
+                let write = req.op == Op::Write;
+                self.rw_entry(write, req.fd, ptr, iov[0].iov_len, req.offset, flags, prio)
             }
             Op::Readv => with_fd!(Readv::new(iov.as_ptr(), iov.len() as u32))
                 .offset(req.offset)
@@ -338,7 +378,7 @@ impl UringDriver {
                 Ok(_) => return Ok(()),
                 // Completions the kernel could not post yet: make room, then try again.
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                    if self.harvest(inner, usize::MAX, None) == 0 {
+                    if self.harvest(inner, usize::MAX, Sink::Park) == 0 {
                         std::thread::yield_now();
                     }
                 }
@@ -348,32 +388,39 @@ impl UringDriver {
         }
     }
 
-    /// Takes up to `max` entries off the completion queue: requests' completions into `out`
-    /// (or `parked` when there is none), cancellation results into `cancels`. Returns how many
-    /// request completions it took.
-    fn harvest(
-        &self,
-        inner: &mut Inner,
-        max: usize,
-        mut out: Option<&mut Vec<Completion>>,
-    ) -> usize {
+    /// Takes entries off the completion queue: requests' completions into `sink`, up to `max`
+    /// of them, cancellation results into `cancels`. Returns how many completions went to the
+    /// sink.
+    fn harvest(&self, inner: &mut Inner, max: usize, mut sink: Sink<'_>) -> usize {
         // SAFETY: holding `inner` makes this the only handle to the completion queue.
         let mut cq = unsafe { self.ring.completion_shared() };
         cq.sync();
         let mut got = 0;
         while got < max {
             let Some(e) = cq.next() else { break };
-            let (data, res) = (e.user_data(), e.result());
+            let (data, res) = (e.user_data(), i64::from(e.result()));
             if data & CANCEL_TAG != 0 {
-                inner.cancels.insert(data, res);
-            } else if let Some(entry) = inner.table.try_remove(data as usize) {
-                let c = Completion::new(entry.user_data, i64::from(res), entry.buf);
-                match out.as_deref_mut() {
-                    Some(out) => out.push(c),
-                    None => inner.parked.push_back(c),
-                }
-                got += 1;
+                inner.cancels.insert(data, res as i32);
+                continue;
             }
+            let Some(Entry { buf, user_data }) = inner.table.try_remove(data as usize) else {
+                continue;
+            };
+            match (&mut sink, buf) {
+                (Sink::Raw(out), None) => out.push((user_data, res)),
+                (Sink::Out(out), buf) => {
+                    out.push(Completion::new(user_data, res, buf.unwrap_or_else(Buf::none)));
+                }
+                (Sink::Park | Sink::Raw(_), buf) => {
+                    let c = Completion::new(user_data, res, buf.unwrap_or_else(Buf::none));
+                    inner.parked.push_back(c);
+                    if let Sink::Raw(_) = sink {
+                        // Not the caller's to take: not counted.
+                        continue;
+                    }
+                }
+            }
+            got += 1;
         }
         got
     }
@@ -400,21 +447,66 @@ impl UringDriver {
         }
     }
 
+    /// Accepts a validated request: its entry goes to the submission queue (submitting what is
+    /// there first if it is full) and its buffer to the table.
+    fn queue_locked(&self, inner: &mut Inner, req: Request) -> Result<(), Rejected> {
+        if inner.table.len() >= self.capacity {
+            return Err(Rejected::new(io::Error::from_raw_os_error(libc::EAGAIN), req));
+        }
+        let key = inner.table.vacant_key();
+        let sqe = self.entry_for(&req, key as u64);
+        let Request { op, fd, offset, buf, flags, ioprio, user_data } = req;
+        // The entry was built from the buffer's addresses; moving the Buf does not move them.
+        inner.table.insert(Entry { buf: Some(buf), user_data });
+        // SAFETY: the entry points into the request's buffer (and iovec array), owned by the
+        // table until the completion for `key` is taken off the completion queue.
+        if let Err(e) = unsafe { self.push(inner, &sqe) } {
+            let buf = inner.table.remove(key).buf.expect("put there above");
+            return Err(Rejected::new(
+                e,
+                Request { op, fd, offset, buf, flags, ioprio, user_data },
+            ));
+        }
+        // Changed only under `inner`: a plain add, not a locked one.
+        self.in_flight.store(self.in_flight.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Submits what is queued, as a reap does: a failure for lack of resources is left for
+    /// the next reap to retry, once completions free some.
+    fn flush_for_reap(&self, inner: &mut Inner) -> io::Result<()> {
+        match self.submit(inner) {
+            Err(e) if !matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOMEM)) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// Moves parked completions and then those on the completion queue into `out`.
     fn take(&self, inner: &mut Inner, max: usize, out: &mut Vec<Completion>) -> usize {
-        if self.coop {
-            // SAFETY: holding `inner` makes this the only handle to the submission queue.
-            if unsafe { self.ring.submission_shared() }.taskrun() {
-                // Completions wait for this task to enter the kernel: let them be posted.
-                let _ = self.ring.submitter().submit();
-            }
-        }
+        self.run_taskrun();
         let mut n = 0;
         if !inner.parked.is_empty() {
             n = inner.parked.len().min(max);
             out.extend(inner.parked.drain(..n));
         }
-        n + self.harvest(inner, max - n, Some(out))
+        n += self.harvest(inner, max - n, Sink::Out(out));
+        self.reaped(n);
+        n
+    }
+
+    /// With `coop`, enters the kernel if completions wait for this task to be posted.
+    fn run_taskrun(&self) {
+        // SAFETY: the caller holds `inner`, which makes this the only handle to the
+        // submission queue.
+        if self.coop && unsafe { self.ring.submission_shared() }.taskrun() {
+            let _ = self.ring.submitter().submit();
+        }
+    }
+
+    /// Counts `n` completions as reaped (`inner` held).
+    fn reaped(&self, n: usize) {
+        // Changed only under `inner`, as in `queue_locked`: a plain subtraction.
+        self.in_flight.store(self.in_flight.load(Ordering::Relaxed) - n, Ordering::Relaxed);
     }
 }
 
@@ -430,31 +522,46 @@ unsafe impl Driver for UringDriver {
         if let Err(e) = req.validate() {
             return Err(Rejected::new(e, req));
         }
-        let mut inner = self.inner();
-        if inner.table.len() >= self.capacity {
-            drop(inner);
-            return Err(Rejected::new(io::Error::from_raw_os_error(libc::EAGAIN), req));
-        }
-        let key = inner.table.vacant_key();
-        let sqe = self.entry_for(&req, key as u64);
-        let Request { op, fd, offset, buf, flags, ioprio, user_data } = req;
-        // The entry was built from the buffer's addresses; moving the Buf does not move them.
-        inner.table.insert(Entry { buf, user_data });
-        // SAFETY: the entry points into the request's buffer (and iovec array), owned by the
-        // table until the completion for `key` is taken off the completion queue.
-        if let Err(e) = unsafe { self.push(&mut inner, &sqe) } {
-            let Entry { buf, user_data } = inner.table.remove(key);
-            return Err(Rejected::new(
-                e,
-                Request { op, fd, offset, buf, flags, ioprio, user_data },
-            ));
-        }
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        self.queue_locked(&mut self.inner(), req)
     }
 
     fn flush(&self) -> io::Result<()> {
         self.submit(&mut self.inner())
+    }
+
+    unsafe fn queue_raw_and_reap(
+        &self,
+        io: RawIo,
+        max: usize,
+        out: &mut Vec<(u64, i64)>,
+    ) -> Result<io::Result<usize>, io::Error> {
+        if io.offset > i64::MAX as u64 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("offset {} is beyond the largest file offset", io.offset),
+            ));
+        }
+        let prio = io.ioprio.map_or(0, |p| p.raw());
+        let sqe = self.rw_entry(io.write, io.fd, io.ptr, io.len, io.offset, 0, prio);
+        let mut inner = self.inner();
+        if inner.table.len() >= self.capacity {
+            return Err(io::Error::from_raw_os_error(libc::EAGAIN));
+        }
+        let key = inner.table.insert(Entry { buf: None, user_data: io.user_data });
+        // SAFETY: the entry points at the caller's memory, which the caller keeps valid until
+        // the request completes (this function's contract).
+        if let Err(e) = unsafe { self.push(&mut inner, &sqe.user_data(key as u64)) } {
+            inner.table.remove(key);
+            return Err(e);
+        }
+        self.in_flight.store(self.in_flight.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        if let Err(e) = self.flush_for_reap(&mut inner) {
+            return Ok(Err(e));
+        }
+        self.run_taskrun();
+        let n = self.harvest(&mut inner, max, Sink::Raw(out));
+        self.reaped(n);
+        Ok(Ok(n))
     }
 
     fn reap(
@@ -467,12 +574,7 @@ unsafe impl Driver for UringDriver {
         let min = min.min(max);
         let mut got = {
             let mut inner = self.inner();
-            // A flush that fails for lack of resources is retried once completions free some.
-            if let Err(e) = self.submit(&mut inner) {
-                if !matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOMEM)) {
-                    return Err(e);
-                }
-            }
+            self.flush_for_reap(&mut inner)?;
             self.take(&mut inner, max, out)
         };
         if got < min {
@@ -493,14 +595,11 @@ unsafe impl Driver for UringDriver {
                 }
             }
         }
-        self.in_flight.fetch_sub(got, Ordering::Relaxed);
         Ok(got)
     }
 
     fn poll(&self, max: usize, out: &mut Vec<Completion>) -> io::Result<usize> {
-        let got = self.take(&mut self.inner(), max, out);
-        self.in_flight.fetch_sub(got, Ordering::Relaxed);
-        Ok(got)
+        Ok(self.take(&mut self.inner(), max, out))
     }
 
     fn cancel(&self, user_data: u64) -> io::Result<CancelOutcome> {
@@ -525,7 +624,7 @@ unsafe impl Driver for UringDriver {
                         e => return Err(io::Error::from_raw_os_error(e)),
                     });
                 }
-                if self.harvest(&mut inner, usize::MAX, None) > 0
+                if self.harvest(&mut inner, usize::MAX, Sink::Park) > 0
                     || inner.cancels.contains_key(&tag)
                 {
                     continue;
@@ -583,7 +682,7 @@ impl Drop for UringDriver {
                 if inner.table.is_empty() {
                     break;
                 }
-                if self.harvest(&mut inner, usize::MAX, None) > 0 {
+                if self.harvest(&mut inner, usize::MAX, Sink::Park) > 0 {
                     continue;
                 }
                 if Instant::now() > give_up {
