@@ -932,13 +932,22 @@ impl Done {
 
 /// The checks that refuse a request at once: `aio_reqprio` out of range (reads and writes;
 /// glibc ignores it for fsync) and a bad `aio_sigevent`. Returns the notification to send.
-fn check_request(f: &abi::AiocbFields, kind: Kind) -> Result<Notify, Errno> {
+///
+/// # Safety
+///
+/// `cb` must point at a readable `aiocb` (whose fields `f` are).
+unsafe fn check_request(
+    cb: *const aiocb,
+    f: &abi::AiocbFields,
+    kind: Kind,
+) -> Result<Notify, Errno> {
     if !matches!(kind, Kind::Fsync | Kind::Fdatasync)
         && (f.reqprio < 0 || f.reqprio > abi::AIO_PRIO_DELTA_MAX)
     {
         return Err(libc::EINVAL);
     }
-    Notify::parse(&f.sigevent)
+    // SAFETY: the caller's promise.
+    Notify::parse(unsafe { &(*cb).aio_sigevent })
 }
 
 impl Engine {
@@ -964,7 +973,8 @@ fn submit_one(cb: *mut aiocb, kind: Kind) -> Result<(), Errno> {
     // taken and takes no lock. Otherwise the thread is marked as inside the library.
     let mut reaper = engine.reaper();
     let _inside = reaper.is_none().then(InLibrary::enter);
-    let notify = match check_request(&f, kind) {
+    // SAFETY: as above.
+    let notify = match unsafe { check_request(cb, &f, kind) } {
         Ok(n) => n,
         Err(e) => {
             engine.refuse_locked(&engine.state(), cb, e);
@@ -1256,7 +1266,8 @@ pub unsafe fn lio_listio(
                 abi::LIO_WRITE => Kind::Write,
                 _ => Kind::Invalid,
             };
-            let entry_notify = match check_request(&f, kind) {
+            // SAFETY: as above.
+            let entry_notify = match unsafe { check_request(cb, &f, kind) } {
                 Ok(n) => n,
                 Err(e) => {
                     engine.refuse_locked(&st, cb, e);

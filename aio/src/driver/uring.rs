@@ -28,6 +28,8 @@ use crate::EventFd;
 
 /// Submission entries whose completions are cancellation results, not requests.
 const CANCEL_TAG: u64 = 1 << 63;
+/// Marks the `user_data` of a raw request's entry: its key in `Inner::raw`.
+const RAW_TAG: u64 = 1 << 62;
 
 /// How a [`UringDriver`] is set up.
 #[derive(Debug, Clone)]
@@ -105,8 +107,7 @@ pub struct UringDriver {
 }
 
 struct Entry {
-    /// The request's buffers to give back; none for a [`RawIo`].
-    buf: Option<Buf>,
+    buf: Buf,
     user_data: u64,
 }
 
@@ -121,6 +122,8 @@ enum Sink<'a> {
 
 struct Inner {
     table: Slab<Entry>,
+    /// Raw requests in the kernel: their `user_data` (they have no buffers to keep).
+    raw: Slab<u64>,
     /// Completions taken off the completion queue while making room or waiting for a
     /// cancellation, not yet reaped.
     parked: VecDeque<Completion>,
@@ -182,6 +185,7 @@ impl UringDriver {
             ring,
             inner: Mutex::new(Inner {
                 table: Slab::with_capacity(capacity),
+                raw: Slab::new(),
                 parked: VecDeque::new(),
                 cancels: HashMap::new(),
             }),
@@ -403,21 +407,31 @@ impl UringDriver {
                 inner.cancels.insert(data, res as i32);
                 continue;
             }
+            if data & RAW_TAG != 0 {
+                let Some(user_data) = inner.raw.try_remove((data & !RAW_TAG) as usize) else {
+                    continue;
+                };
+                match &mut sink {
+                    Sink::Raw(out) => out.push((user_data, res)),
+                    Sink::Out(out) => out.push(Completion::new(user_data, res, Buf::none())),
+                    Sink::Park => {
+                        inner.parked.push_back(Completion::new(user_data, res, Buf::none()))
+                    }
+                }
+                got += 1;
+                continue;
+            }
             let Some(Entry { buf, user_data }) = inner.table.try_remove(data as usize) else {
                 continue;
             };
-            match (&mut sink, buf) {
-                (Sink::Raw(out), None) => out.push((user_data, res)),
-                (Sink::Out(out), buf) => {
-                    out.push(Completion::new(user_data, res, buf.unwrap_or_else(Buf::none)));
-                }
-                (Sink::Park | Sink::Raw(_), buf) => {
-                    let c = Completion::new(user_data, res, buf.unwrap_or_else(Buf::none));
+            let c = Completion::new(user_data, res, buf);
+            match &mut sink {
+                Sink::Out(out) => out.push(c),
+                Sink::Park => inner.parked.push_back(c),
+                Sink::Raw(_) => {
+                    // Its buffer is given back by a reap: not counted here.
                     inner.parked.push_back(c);
-                    if let Sink::Raw(_) = sink {
-                        // Not the caller's to take: not counted.
-                        continue;
-                    }
+                    continue;
                 }
             }
             got += 1;
@@ -449,19 +463,24 @@ impl UringDriver {
 
     /// Accepts a validated request: its entry goes to the submission queue (submitting what is
     /// there first if it is full) and its buffer to the table.
+    /// Requests in the kernel's hands (so many completions may come).
+    fn submitted(inner: &Inner) -> usize {
+        inner.table.len() + inner.raw.len()
+    }
+
     fn queue_locked(&self, inner: &mut Inner, req: Request) -> Result<(), Rejected> {
-        if inner.table.len() >= self.capacity {
+        if Self::submitted(inner) >= self.capacity {
             return Err(Rejected::new(io::Error::from_raw_os_error(libc::EAGAIN), req));
         }
         let key = inner.table.vacant_key();
         let sqe = self.entry_for(&req, key as u64);
         let Request { op, fd, offset, buf, flags, ioprio, user_data } = req;
         // The entry was built from the buffer's addresses; moving the Buf does not move them.
-        inner.table.insert(Entry { buf: Some(buf), user_data });
+        inner.table.insert(Entry { buf, user_data });
         // SAFETY: the entry points into the request's buffer (and iovec array), owned by the
         // table until the completion for `key` is taken off the completion queue.
         if let Err(e) = unsafe { self.push(inner, &sqe) } {
-            let buf = inner.table.remove(key).buf.expect("put there above");
+            let Entry { buf, user_data } = inner.table.remove(key);
             return Err(Rejected::new(
                 e,
                 Request { op, fd, offset, buf, flags, ioprio, user_data },
@@ -544,14 +563,14 @@ unsafe impl Driver for UringDriver {
         let prio = io.ioprio.map_or(0, |p| p.raw());
         let sqe = self.rw_entry(io.write, io.fd, io.ptr, io.len, io.offset, 0, prio);
         let mut inner = self.inner();
-        if inner.table.len() >= self.capacity {
+        if Self::submitted(&inner) >= self.capacity {
             return Err(io::Error::from_raw_os_error(libc::EAGAIN));
         }
-        let key = inner.table.insert(Entry { buf: None, user_data: io.user_data });
+        let key = inner.raw.insert(io.user_data);
         // SAFETY: the entry points at the caller's memory, which the caller keeps valid until
         // the request completes (this function's contract).
-        if let Err(e) = unsafe { self.push(&mut inner, &sqe.user_data(key as u64)) } {
-            inner.table.remove(key);
+        if let Err(e) = unsafe { self.push(&mut inner, &sqe.user_data(RAW_TAG | key as u64)) } {
+            inner.raw.remove(key);
             return Err(e);
         }
         self.in_flight.store(self.in_flight.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
@@ -607,8 +626,13 @@ unsafe impl Driver for UringDriver {
         {
             let mut inner = self.inner();
             let key = inner.table.iter().find(|(_, e)| e.user_data == user_data).map(|(k, _)| k);
-            let Some(key) = key else { return Ok(CancelOutcome::NotFound) };
-            let entry = opcode::AsyncCancel::new(key as u64).build().user_data(tag);
+            let raw = || inner.raw.iter().find(|&(_, &u)| u == user_data).map(|(k, _)| k);
+            let target = match (key, raw()) {
+                (Some(k), _) => k as u64,
+                (None, Some(k)) => RAW_TAG | k as u64,
+                (None, None) => return Ok(CancelOutcome::NotFound),
+            };
+            let entry = opcode::AsyncCancel::new(target).build().user_data(tag);
             // SAFETY: a cancellation entry points at no memory.
             unsafe { self.push(&mut inner, &entry) }?;
             self.submit(&mut inner)?;
@@ -666,9 +690,11 @@ impl Drop for UringDriver {
         // write into their buffers until their completions arrive.
         {
             let mut inner = self.inner();
-            let keys: Vec<usize> = inner.table.iter().map(|(k, _)| k).collect();
+            let owned = inner.table.iter().map(|(k, _)| k as u64);
+            let keys: Vec<u64> =
+                owned.chain(inner.raw.iter().map(|(k, _)| RAW_TAG | k as u64)).collect();
             for key in keys {
-                let entry = opcode::AsyncCancel::new(key as u64).build().user_data(CANCEL_TAG);
+                let entry = opcode::AsyncCancel::new(key).build().user_data(CANCEL_TAG);
                 // SAFETY: a cancellation entry points at no memory.
                 let _ = unsafe { self.push(&mut inner, &entry) };
             }
@@ -679,7 +705,7 @@ impl Drop for UringDriver {
             {
                 let mut inner = self.inner();
                 inner.parked.clear();
-                if inner.table.is_empty() {
+                if Self::submitted(&inner) == 0 {
                     break;
                 }
                 if self.harvest(&mut inner, usize::MAX, Sink::Park) > 0 {
@@ -688,6 +714,7 @@ impl Drop for UringDriver {
                 if Instant::now() > give_up {
                     // Still in the kernel's hands: leak the buffers rather than free them.
                     std::mem::forget(std::mem::take(&mut inner.table));
+                    inner.raw.clear();
                     break;
                 }
             }

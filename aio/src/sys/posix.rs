@@ -346,8 +346,6 @@ pub struct AiocbFields {
     pub nbytes: usize,
     /// `aio_offset`.
     pub offset: i64,
-    /// `aio_sigevent`.
-    pub sigevent: sigevent,
 }
 
 /// Marks an aiocb as submitted through this library (in `__glibc_reserved`, which glibc leaves
@@ -370,7 +368,6 @@ pub unsafe fn aiocb_fields(cb: *const aiocb) -> AiocbFields {
             buf: (*cb).aio_buf,
             nbytes: (*cb).aio_nbytes,
             offset: (*cb).aio_offset,
-            sigevent: (*cb).aio_sigevent,
         }
     }
 }
