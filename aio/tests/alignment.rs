@@ -7,7 +7,8 @@ use std::process::Command;
 
 use aio::align::AlignSource;
 use aio::kernel::{Context, Request};
-use aio::{AlignedBuf, DioAlign};
+use aio::{AlignedBuf, DioAlign, IoBuf};
+use aio_testkit::note;
 use common::*;
 
 #[test]
@@ -82,4 +83,64 @@ fn a_block_device_reports_its_logical_block_size() {
     // Aligned, kernel AIO on the block device works.
     ctx.submit(Request::pread(&file, AlignedBuf::new(8192, 4096), 4096)).unwrap();
     assert_eq!(ctx.get_events(1, 1, None).unwrap()[0].result().unwrap(), 8192);
+}
+
+/// The `AnonHugePages` of the mapping of this process that holds `addr`, in KiB.
+fn huge_kib_at(addr: usize) -> Option<u64> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+    let mut inside = false;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if let Some((lo, hi)) = first.split_once('-') {
+            if let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+            {
+                inside = (lo..hi).contains(&addr);
+                continue;
+            }
+        }
+        if inside {
+            if let Some(rest) = line.strip_prefix("AnonHugePages:") {
+                return rest.trim().trim_end_matches("kB").trim().parse().ok();
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn huge_buffers_are_aligned_zeroed_and_carry_o_direct_requests() {
+    let name = "huge_buffers_are_aligned_zeroed_and_carry_o_direct_requests";
+    let dir = test_dir();
+    let align = match direct_support(dir.path()) {
+        Ok(a) => a,
+        Err(reason) => return skip(name, &reason),
+    };
+    let mut out = AlignedBuf::huge(3 << 20);
+    assert_eq!(out.capacity(), 4 << 20, "rounded up to whole 2 MiB pages");
+    assert_eq!(out.stable_ptr() as usize % (2 << 20), 0);
+    assert!(out.as_full_slice().iter().all(|&b| b == 0));
+    assert_eq!(out.len(), 0);
+    let data = pattern(4 << 20, 9);
+    out.extend_from_slice(&data);
+    match std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled") {
+        Ok(thp) if thp.contains("[never]") => {
+            note(&format!("{name}: transparent huge pages are off here: an ordinary buffer"));
+        }
+        Ok(_) => match huge_kib_at(out.stable_ptr() as usize) {
+            Some(kib) if kib >= 2048 => {}
+            other => note(&format!("{name}: the kernel gave no huge pages ({other:?} KiB)")),
+        },
+        Err(e) => note(&format!("{name}: no transparent_hugepage setting: {e}")),
+    }
+    // A 4 MiB O_DIRECT write from it and a read back into another.
+    let file = open_direct(&dir.path().join("huge"));
+    let ctx = Context::<AlignedBuf>::new(2).unwrap();
+    ctx.submit(Request::pwrite(&file, out, 0).check_alignment(align)).unwrap();
+    let done = ctx.get_events(1, 1, None).unwrap().pop().unwrap();
+    assert_eq!(done.result().unwrap(), 4 << 20);
+    ctx.submit(Request::pread(&file, AlignedBuf::huge(4 << 20), 0).check_alignment(align)).unwrap();
+    let done = ctx.get_events(1, 1, None).unwrap().pop().unwrap();
+    assert_eq!(done.result().unwrap(), 4 << 20);
+    let back = done.into_buf().expect("the read's buffer");
+    assert!(back[..] == data[..], "the bytes read back differ");
 }

@@ -1,7 +1,9 @@
 //! `aio cp SRC DST`: a pipelined asynchronous copy on the driver layer.
 //!
 //! Up to `--iodepth` buffers of `--bs` bytes are in flight at once; each is read from SRC and,
-//! as soon as its read completes, written to the copy at the same offset, then reused. Only the
+//! as soon as its read completes, written to the copy at the same offset, then reused. Buffers
+//! of 2 MiB and more come from huge pages where the kernel gives them ([`AlignedBuf::huge`]), so
+//! an `O_DIRECT` request reaches the disk whole. Only the
 //! data ranges of SRC are copied (`lseek` `SEEK_DATA`/`SEEK_HOLE`), so holes stay holes; the
 //! final size is set with `ftruncate`. The copy goes to a temporary file in DST's directory
 //! (`.NAME.aio-cp.XXXXXX`), which gets SRC's permission bits, is fsynced, optionally verified
@@ -35,9 +37,11 @@ pub struct CpArgs {
     src: PathBuf,
     /// Where to copy it: a file path (replaced atomically), or a directory to copy into.
     dst: PathBuf,
-    /// Buffers in flight at once.
-    #[arg(long, default_value = "32", value_parser = clap::value_parser!(u64).range(1..=4096))]
-    iodepth: u64,
+    /// Buffers in flight at once [default: 32 with --direct; 4 through the page cache, whose
+    /// readahead already runs ahead of the reads, and which many concurrent large reads only
+    /// scatter].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    iodepth: Option<u64>,
     /// Bytes per request (64k, 1M, 4M...) [default: 1M, or the largest request the disks take
     /// (queue/max_sectors_kb) when that is larger, up to 4M].
     #[arg(long, value_parser = bs_arg)]
@@ -60,6 +64,10 @@ fn bs_arg(s: &str) -> Result<u64, String> {
 
 /// Smallest and largest default request size.
 const DEFAULT_BS: (u64, u64) = (1 << 20, 4 << 20);
+
+/// The default `--iodepth`: through the page cache, and with `--direct`. On the development VM
+/// a 1 GiB copy through the page cache took 0.94-1.07 s at depth 4 and 1.58-1.63 s at 32.
+const DEFAULT_DEPTH: (u64, u64) = (4, 32);
 
 /// The default `--bs`: 1 MiB, or the largest request the block devices under `files` take in
 /// one piece (`queue/max_sectors_kb`, the size readahead and writeback use) when that is larger,
@@ -227,8 +235,10 @@ pub fn run(args: CpArgs) -> Result<(), Failure> {
     }
 
     let mut select = SelectOptions::default();
-    select.uring.entries = (args.iodepth as u32 * 2).next_power_of_two().max(64);
-    select.kernel.max_events = (args.iodepth as usize * 2).max(64);
+    let iodepth =
+        args.iodepth.unwrap_or(if args.direct { DEFAULT_DEPTH.1 } else { DEFAULT_DEPTH.0 });
+    select.uring.entries = (iodepth as u32 * 2).next_power_of_two().max(64);
+    select.kernel.max_events = (iodepth as usize * 2).max(64);
     let (driver, selection) =
         driver::select_shared(&select).map_err(|e| Failure::run(format!("no I/O engine: {e}")))?;
 
@@ -241,7 +251,7 @@ pub fn run(args: CpArgs) -> Result<(), Failure> {
         tmp_path: &tmp_path,
         size,
         bs,
-        depth: args.iodepth as usize,
+        depth: iodepth as usize,
         align: offset_align,
         mem_align,
         progress: &progress,
@@ -295,7 +305,7 @@ pub fn run(args: CpArgs) -> Result<(), Failure> {
         size as f64 / secs.max(1e-9) / (1u64 << 20) as f64,
         stats.reads,
         stats.writes,
-        args.iodepth,
+        iodepth,
         human_bytes(bs),
         if args.direct { ", O_DIRECT" } else { "" },
         selection
@@ -531,7 +541,9 @@ impl Copy<'_> {
         let depth = self.depth;
         // Buffers are made on first use: a small file needs few.
         let new_buf = || {
-            let mut b = AlignedBuf::new(bs as usize, self.mem_align);
+            // From huge pages when large: an O_DIRECT request then reaches the device whole
+            // instead of split at its segment limit (see AlignedBuf::huge).
+            let mut b = AlignedBuf::for_io(bs as usize, self.mem_align);
             b.set_len(b.capacity());
             b
         };

@@ -124,3 +124,19 @@ pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<u
     let n = cvt(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) })?;
     Ok(n as usize)
 }
+
+/// `madvise(MADV_HUGEPAGE)` on `len` bytes at `ptr`: asks for transparent huge pages where the
+/// range is not yet backed (a hint: the kernel may say no, or have THP off).
+///
+/// # Safety
+///
+/// `ptr` must be page-aligned and `len` bytes from it an allocation the caller owns.
+pub unsafe fn madvise_hugepage(ptr: *mut u8, len: usize) -> io::Result<()> {
+    // SAFETY: the caller's promise; MADV_HUGEPAGE changes no contents.
+    let r = unsafe { libc::madvise(ptr.cast(), len, libc::MADV_HUGEPAGE) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

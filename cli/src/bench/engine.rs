@@ -328,7 +328,7 @@ fn buffers(ctx: &ThreadCtx<'_>, n: usize) -> Vec<AlignedBuf> {
     let mut state = ctx.seed ^ 0x5151;
     (0..n)
         .map(|_| {
-            let mut b = AlignedBuf::new(ctx.job.bs, ctx.align);
+            let mut b = AlignedBuf::for_io(ctx.job.bs, ctx.align);
             b.set_len(b.capacity());
             fill_random(&mut b, &mut state);
             b
