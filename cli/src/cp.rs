@@ -182,6 +182,11 @@ pub fn run(args: CpArgs) -> Result<(), Failure> {
         )
     })?;
     let size = src.metadata().map_err(|e| path_error("cannot stat", src_path, &e))?.len();
+    if !args.direct {
+        // Read once, front to back: a larger readahead window, as cp asks for.
+        // SAFETY: an advice on an open descriptor; it changes no data.
+        unsafe { libc::posix_fadvise(src.as_raw_fd(), 0, 0, libc::POSIX_FADV_SEQUENTIAL) };
+    }
 
     // The temporary file.
     let (tmp_file, tmp) = create_temp(&dir, &dst_name, args.direct)?;
