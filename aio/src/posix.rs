@@ -398,7 +398,7 @@ struct ReaperVecs {
     raw: Vec<(u64, i64)>,
 }
 
-// SAFETY: the vector is only touched by the one thread that holds the engine's `reaping` flag
+// SAFETY: the vectors are only touched by the one thread that holds the engine's `reaping` flag
 // (taken with Acquire, given back with Release), so accesses never overlap and each sees the
 // previous holder's writes; completions are handed between threads by the drivers already.
 unsafe impl Sync for ReaperVec {}

@@ -461,13 +461,13 @@ impl UringDriver {
         }
     }
 
-    /// Accepts a validated request: its entry goes to the submission queue (submitting what is
-    /// there first if it is full) and its buffer to the table.
     /// Requests in the kernel's hands (so many completions may come).
     fn submitted(inner: &Inner) -> usize {
         inner.table.len() + inner.raw.len()
     }
 
+    /// Accepts a validated request: its entry goes to the submission queue (submitting what is
+    /// there first if it is full) and its buffer to the table.
     fn queue_locked(&self, inner: &mut Inner, req: Request) -> Result<(), Rejected> {
         if Self::submitted(inner) >= self.capacity {
             return Err(Rejected::new(io::Error::from_raw_os_error(libc::EAGAIN), req));
@@ -486,8 +486,7 @@ impl UringDriver {
                 Request { op, fd, offset, buf, flags, ioprio, user_data },
             ));
         }
-        // Changed only under `inner`: a plain add, not a locked one.
-        self.in_flight.store(self.in_flight.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.accepted();
         Ok(())
     }
 
@@ -522,9 +521,15 @@ impl UringDriver {
         }
     }
 
+    /// Counts one request as accepted (`inner` held).
+    fn accepted(&self) {
+        // Changed only under `inner`: a plain add, not a locked one.
+        self.in_flight.store(self.in_flight.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
     /// Counts `n` completions as reaped (`inner` held).
     fn reaped(&self, n: usize) {
-        // Changed only under `inner`, as in `queue_locked`: a plain subtraction.
+        // Changed only under `inner`: a plain subtraction.
         self.in_flight.store(self.in_flight.load(Ordering::Relaxed) - n, Ordering::Relaxed);
     }
 }
@@ -573,7 +578,7 @@ unsafe impl Driver for UringDriver {
             inner.raw.remove(key);
             return Err(e);
         }
-        self.in_flight.store(self.in_flight.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.accepted();
         if let Err(e) = self.flush_for_reap(&mut inner) {
             return Ok(Err(e));
         }
