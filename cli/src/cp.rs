@@ -28,7 +28,9 @@ use aio::{AlignedBuf, DioAlign, IoBuf, Slice};
 use clap::Args;
 
 use crate::ui::Progress;
-use crate::util::{cause, checksum_file, human_bytes, parse_bool, parse_size, path_error, Failure};
+use crate::util::{
+    cause, checksum_file, human_bytes, parse_bool, parse_size, path_error, queue_limit, Failure,
+};
 
 /// `aio cp`: copy a file with many asynchronous requests in flight.
 #[derive(Debug, Args)]
@@ -76,18 +78,12 @@ fn default_bs(files: &[&File]) -> u64 {
     let mut best: Option<u64> = None;
     for f in files {
         let Ok(md) = f.metadata() else { return DEFAULT_BS.0 };
-        let Some(kb) = max_request_kb(md.dev()) else { return DEFAULT_BS.0 };
+        let Some(kb) = queue_limit(md.dev(), "max_sectors_kb") else {
+            return DEFAULT_BS.0;
+        };
         best = Some(best.map_or(kb, |b| b.min(kb)));
     }
     best.map_or(DEFAULT_BS.0, |kb| (kb << 10).clamp(DEFAULT_BS.0, DEFAULT_BS.1))
-}
-
-/// `max_sectors_kb` of the block device `dev` (or of the disk a partition is on).
-fn max_request_kb(dev: u64) -> Option<u64> {
-    let base = format!("/sys/dev/block/{}:{}", libc::major(dev), libc::minor(dev));
-    ["queue/max_sectors_kb", "../queue/max_sectors_kb"].iter().find_map(|rel| {
-        std::fs::read_to_string(format!("{base}/{rel}")).ok()?.trim().parse::<u64>().ok()
-    })
 }
 
 /// Removes the temporary file on drop unless it was put in place.

@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use aio::align::AlignSource;
@@ -271,6 +271,7 @@ fn path_info(path: &Path) -> Result<(), Failure> {
         }
         Err(e) => line("  filesystem", format!("? ({})", cause(&e))),
     }
+    line("  device requests", wrap(&device_requests(md.dev())));
     let probe = if md.is_dir() { probe_dir(path) } else { probe_file(path) };
     let probe = match probe {
         Ok(p) => p,
@@ -324,6 +325,29 @@ fn path_info(path: &Path) -> Result<(), Failure> {
         Err(e) => line("  engine, POSIX AIO", format!("none: {}", io::Error::from_raw_os_error(e))),
     }
     Ok(())
+}
+
+/// The largest request the disk under `dev` takes, in how many DMA segments, and whether
+/// aio's large buffers can come from huge pages (one segment each 2 MiB instead of 4 KiB).
+fn device_requests(dev: u64) -> String {
+    let (Some(kb), Some(segs)) =
+        (util::queue_limit(dev, "max_sectors_kb"), util::queue_limit(dev, "max_segments"))
+    else {
+        return "- (not a block device: no queue limits in sysfs)".to_string();
+    };
+    let scattered = (segs * 4).min(kb);
+    let huge = match util::thp_mode() {
+        Some(m) if m != "never" => {
+            format!("transparent huge pages {m}: aio's buffers of 2 MiB and more use them")
+        }
+        Some(_) => "transparent huge pages off: aio's buffers are 4 KiB pages".to_string(),
+        None => "no transparent huge pages in this kernel".to_string(),
+    };
+    format!(
+        "up to {} in at most {segs} segments ({} from scattered 4 KiB pages); {huge}",
+        human_bytes(kb << 10),
+        human_bytes(scattered << 10)
+    )
 }
 
 /// One aligned block written and read back (a test file), or read (a file of the user's).

@@ -241,6 +241,23 @@ pub fn filesystem(file: &File) -> io::Result<FsInfo> {
     })
 }
 
+/// A block queue limit (`queue/NAME` in sysfs: `max_sectors_kb`, `max_segments`) of the block
+/// device `dev` (a file's `st_dev`), or of the disk a partition is on.
+pub fn queue_limit(dev: u64, name: &str) -> Option<u64> {
+    let base = format!("/sys/dev/block/{}:{}", libc::major(dev), libc::minor(dev));
+    ["queue", "../queue"].iter().find_map(|q| {
+        std::fs::read_to_string(format!("{base}/{q}/{name}")).ok()?.trim().parse::<u64>().ok()
+    })
+}
+
+/// The transparent huge page mode (`always`, `madvise`, `never`), if the kernel has them.
+pub fn thp_mode() -> Option<String> {
+    let s = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").ok()?;
+    let start = s.find('[')? + 1;
+    let end = start + s[start..].find(']')?;
+    Some(s[start..end].to_string())
+}
+
 /// The mount of device `dev` in `/proc/self/mountinfo`: (type, mount point, source).
 fn mount_of(dev: u64) -> Option<(String, String, String)> {
     let table = std::fs::read_to_string("/proc/self/mountinfo").ok()?;

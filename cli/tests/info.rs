@@ -38,6 +38,14 @@ fn a_directory_on_a_real_filesystem() {
     assert!(field(out, "path").contains("(directory)"));
     let fs = field(out, "filesystem");
     assert!(fs.contains("statfs magic 0x"), "{fs}");
+    let requests = field(out, "device requests");
+    if requests.starts_with("up to ") {
+        assert!(requests.contains(" segments ("), "{requests}");
+        assert!(out.contains("huge pages"), "{out}");
+    } else {
+        assert!(requests.starts_with("- (not a block device"), "{requests}");
+        skip("a_directory_on_a_real_filesystem (device requests)", requests);
+    }
     let direct = field(out, "O_DIRECT");
     if direct.starts_with("works") {
         assert!(direct.contains("wrote and read back"), "{direct}");
