@@ -31,6 +31,13 @@ median() {
     tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# ratio_median A B: the median, to two decimals, of the round-by-round ratios of two sample
+# lists in round order (space-separated: A's first over B's first, and so on).
+ratio_median() {
+    paste -d' ' <(printf '%s\n' $1) <(printf '%s\n' $2) | awk 'NF == 2 { print $1 / $2 }' \
+        | median | awk '{ printf "%.2f", $1 }'
+}
+
 # fio_read_iops LABEL COMMAND...: runs COMMAND (fio and its options, perhaps behind env) with
 # terse output, exits if fio reports an error (naming LABEL), prints the read IOPS. The terse
 # line may come after notes fio prints: field 1 is the version (3), 5 the error, 8 the read IOPS.

@@ -115,7 +115,7 @@ echo "fio $(fio --version | sed 's/^fio-//'), 4 KiB random reads, $RUNS rounds x
 echo "glibc:    fio --ioengine=posixaio ($(ldd --version | head -1))"
 echo "ours:     fio --ioengine=posixaio with LD_PRELOAD=$ours_lib${AIO_ENGINE:+ (AIO_ENGINE=$AIO_ENGINE)}"
 echo "io_uring: fio --ioengine=io_uring (the ceiling)"
-declare -A samples sample
+declare -A samples
 for case in "${cases[@]}"; do
     for v in "${variants[@]}"; do samples[$case,$v]=""; done
     for ((round = 1; round <= RUNS; round++)); do
@@ -125,7 +125,6 @@ for case in "${cases[@]}"; do
         for v in "${order[@]}"; do
             iops=$(run_one "$v" "$case")
             samples[$case,$v]+="$iops "
-            sample[$case,$v,$round]=$iops
             printf '  %-12s round %d %-9s %10s IOPS\n' "$case" "$round" "$v" "$iops"
         done
     done
@@ -142,12 +141,8 @@ for case in "${cases[@]}"; do
     rg=$(awk -v o="$o" -v g="$g" 'BEGIN { printf "%.2f", o / g }')
     ru=$(awk -v o="$o" -v u="$u" 'BEGIN { printf "%.2f", o / u }')
     # Per-round ratios: ours over glibc and over io_uring in the same round.
-    pg=$(for ((round = 1; round <= RUNS; round++)); do
-        awk -v o="${sample[$case,ours,$round]}" -v t="${sample[$case,glibc,$round]}" 'BEGIN { print o / t }'
-    done | median | awk '{ printf "%.2f", $1 }')
-    pu=$(for ((round = 1; round <= RUNS; round++)); do
-        awk -v o="${sample[$case,ours,$round]}" -v t="${sample[$case,io_uring,$round]}" 'BEGIN { print o / t }'
-    done | median | awk '{ printf "%.2f", $1 }')
+    pg=$(ratio_median "${samples[$case,ours]}" "${samples[$case,glibc]}")
+    pu=$(ratio_median "${samples[$case,ours]}" "${samples[$case,io_uring]}")
     case $case in
         direct-qd32) want_g=4 ;;
         cached-qd1) want_g=5 ;;

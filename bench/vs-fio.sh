@@ -81,7 +81,7 @@ variants_of() {
 
 echo "fio $(fio --version | sed 's/^fio-//') vs $("$aio" --version): 4 KiB random reads of $file ($SIZE), $RUNS rounds x ${RUNTIME} s"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-declare -A samples sample
+declare -A samples
 read -r -a cases <<<"${CASES:-direct-qd32 cached-qd1}"
 for case in "${cases[@]}"; do
     read -r -a variants <<<"$(variants_of "$case")"
@@ -94,7 +94,6 @@ for case in "${cases[@]}"; do
             v=${variants[$(((k + round) % n))]}
             iops=$(run_one "$v" "$case")
             samples[$case,$v]+="$iops "
-            sample[$case,$v,$round]=$iops
             printf '  %-12s round %d %-13s %10s IOPS\n' "$case" "$((round + 1))" "$v" "$iops"
         done
     done
@@ -135,10 +134,7 @@ for case in "${cases[@]}"; do
             continue
         fi
         ratio=$(awk -v o="${med[$case,$ours]}" -v t="${med[$case,$theirs]}" 'BEGIN { printf "%.2f", o / t }')
-        paired=$(for ((round = 0; round < RUNS; round++)); do
-            awk -v o="${sample[$case,$ours,$round]}" -v t="${sample[$case,$theirs,$round]}" 'BEGIN { print o / t }'
-        done | median)
-        paired=$(awk -v r="$paired" 'BEGIN { printf "%.2f", r }')
+        paired=$(ratio_median "${samples[$case,$ours]}" "${samples[$case,$theirs]}")
         verdict=""
         if [ "$target" != - ]; then
             if awk -v r="$paired" -v t="$target" 'BEGIN { exit !(r >= t) }'; then
