@@ -181,13 +181,7 @@ impl Request {
     /// operation. Drivers call this in `queue`.
     pub fn validate(&self) -> io::Result<()> {
         let invalid = |msg: String| Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
-        if self.offset > i64::MAX as u64 {
-            return invalid(format!(
-                "{}: offset {} is beyond the largest file offset",
-                self.op.name(),
-                self.offset
-            ));
-        }
+        check_offset(self.op, self.offset)?;
         let segs = self.buf.segments();
         match self.op {
             Op::Read | Op::Write if segs != 1 => {
@@ -207,6 +201,17 @@ impl Request {
             _ => Ok(()),
         }
     }
+}
+
+/// Refuses an offset beyond the largest file offset (`i64::MAX`), as the kernel would.
+pub(crate) fn check_offset(op: Op, offset: u64) -> io::Result<()> {
+    if offset > i64::MAX as u64 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: offset {offset} is beyond the largest file offset", op.name()),
+        ));
+    }
+    Ok(())
 }
 
 /// A read or write of one buffer of memory the caller answers for, and nothing for the driver
@@ -231,6 +236,15 @@ pub struct RawIo {
 }
 
 impl RawIo {
+    /// `Op::Write` or `Op::Read`.
+    pub fn op(&self) -> Op {
+        if self.write {
+            Op::Write
+        } else {
+            Op::Read
+        }
+    }
+
     /// As a [`Request`] (its buffer a [`Buf::raw`]).
     ///
     /// # Safety
@@ -240,9 +254,8 @@ impl RawIo {
     pub unsafe fn into_request(self) -> Request {
         // SAFETY: forwarded from the caller.
         let buf = unsafe { Buf::raw(self.ptr, self.len, !self.write) };
-        let op = if self.write { Op::Write } else { Op::Read };
         Request {
-            op,
+            op: self.op(),
             fd: self.fd,
             offset: self.offset,
             buf,

@@ -137,6 +137,16 @@ struct FileTable {
     free: Vec<u32>,
 }
 
+/// `opcode::OP::new(file, args…)` for the file `fd`: its registered slot when `slot` has one.
+macro_rules! with_file {
+    ($slot:expr, $fd:expr, $op:ident :: new ( $($arg:expr),* )) => {
+        match $slot {
+            Some(s) => opcode::$op::new(types::Fixed(s), $($arg),*),
+            None => opcode::$op::new(types::Fd($fd), $($arg),*),
+        }
+    };
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -263,11 +273,12 @@ impl UringDriver {
         }
     }
 
-    /// The entry for a read or write of one buffer (from a registered buffer: the `_FIXED`
-    /// opcodes).
+    /// The entry for a read or write of one buffer of file `fd` (registered in `slot`, if it
+    /// is), from a registered buffer with the `_FIXED` opcodes.
     #[allow(clippy::too_many_arguments)]
     fn rw_entry(
         &self,
+        slot: Option<u32>,
         write: bool,
         fd: RawFd,
         ptr: *mut u8,
@@ -276,49 +287,36 @@ impl UringDriver {
         flags: i32,
         prio: u16,
     ) -> squeue::Entry {
-        let slot = self.file_slot(fd);
-        macro_rules! with_fd {
-            ($op:ident :: new ( $($arg:expr),* )) => {
-                match slot {
-                    Some(s) => opcode::$op::new(types::Fixed(s), $($arg),*),
-                    None => opcode::$op::new(types::Fd(fd), $($arg),*),
-                }
-            };
-        }
         let fixed = self.fixed.as_ref().and_then(|f| f.index_of(ptr, len));
         // An entry says at most 4 GiB: beyond, the transfer is short (the kernel stops at 2 GiB
         // anyway).
         let len = len.min(u32::MAX as usize) as u32;
         match (write, fixed) {
-            (false, Some(i)) => with_fd!(ReadFixed::new(ptr, len, i))
+            (false, Some(i)) => with_file!(slot, fd, ReadFixed::new(ptr, len, i))
                 .offset(offset)
                 .rw_flags(flags)
                 .ioprio(prio)
                 .build(),
-            (false, None) => {
-                with_fd!(Read::new(ptr, len)).offset(offset).rw_flags(flags).ioprio(prio).build()
-            }
-            (true, Some(i)) => with_fd!(WriteFixed::new(ptr, len, i))
+            (false, None) => with_file!(slot, fd, Read::new(ptr, len))
                 .offset(offset)
                 .rw_flags(flags)
                 .ioprio(prio)
                 .build(),
-            (true, None) => {
-                with_fd!(Write::new(ptr, len)).offset(offset).rw_flags(flags).ioprio(prio).build()
-            }
+            (true, Some(i)) => with_file!(slot, fd, WriteFixed::new(ptr, len, i))
+                .offset(offset)
+                .rw_flags(flags)
+                .ioprio(prio)
+                .build(),
+            (true, None) => with_file!(slot, fd, Write::new(ptr, len))
+                .offset(offset)
+                .rw_flags(flags)
+                .ioprio(prio)
+                .build(),
         }
     }
 
     fn entry_for(&self, req: &Request, key: u64) -> squeue::Entry {
         let slot = self.file_slot(req.fd);
-        macro_rules! with_fd {
-            ($op:ident :: new ( $($arg:expr),* )) => {
-                match slot {
-                    Some(s) => opcode::$op::new(types::Fixed(s), $($arg),*),
-                    None => opcode::$op::new(types::Fd(req.fd), $($arg),*),
-                }
-            };
-        }
         let prio = req.ioprio.map_or(0, |p| p.raw());
         let flags = req.flags.bits();
         let iov = req.buf.iovecs();
@@ -326,20 +324,22 @@ impl UringDriver {
             Op::Read | Op::Write => {
                 let ptr = iov[0].iov_base.cast::<u8>();
                 let write = req.op == Op::Write;
-                self.rw_entry(write, req.fd, ptr, iov[0].iov_len, req.offset, flags, prio)
+                self.rw_entry(slot, write, req.fd, ptr, iov[0].iov_len, req.offset, flags, prio)
             }
-            Op::Readv => with_fd!(Readv::new(iov.as_ptr(), iov.len() as u32))
+            Op::Readv => with_file!(slot, req.fd, Readv::new(iov.as_ptr(), iov.len() as u32))
                 .offset(req.offset)
                 .rw_flags(flags)
                 .ioprio(prio)
                 .build(),
-            Op::Writev => with_fd!(Writev::new(iov.as_ptr(), iov.len() as u32))
+            Op::Writev => with_file!(slot, req.fd, Writev::new(iov.as_ptr(), iov.len() as u32))
                 .offset(req.offset)
                 .rw_flags(flags)
                 .ioprio(prio)
                 .build(),
-            Op::Fsync => with_fd!(Fsync::new()).build(),
-            Op::Fdatasync => with_fd!(Fsync::new()).flags(types::FsyncFlags::DATASYNC).build(),
+            Op::Fsync => with_file!(slot, req.fd, Fsync::new()).build(),
+            Op::Fdatasync => {
+                with_file!(slot, req.fd, Fsync::new()).flags(types::FsyncFlags::DATASYNC).build()
+            }
         };
         entry.user_data(key)
     }
@@ -559,14 +559,10 @@ unsafe impl Driver for UringDriver {
         max: usize,
         out: &mut Vec<(u64, i64)>,
     ) -> Result<io::Result<usize>, io::Error> {
-        if io.offset > i64::MAX as u64 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("offset {} is beyond the largest file offset", io.offset),
-            ));
-        }
+        super::check_offset(io.op(), io.offset)?;
         let prio = io.ioprio.map_or(0, |p| p.raw());
-        let sqe = self.rw_entry(io.write, io.fd, io.ptr, io.len, io.offset, 0, prio);
+        let slot = self.file_slot(io.fd);
+        let sqe = self.rw_entry(slot, io.write, io.fd, io.ptr, io.len, io.offset, 0, prio);
         let mut inner = self.inner();
         if Self::submitted(&inner) >= self.capacity {
             return Err(io::Error::from_raw_os_error(libc::EAGAIN));
