@@ -189,6 +189,9 @@ unsafe impl<B: IoBufMut> IoBufMut for Slice<B> {
     }
 }
 
+/// The size of an x86_64 transparent huge page: what [`AlignedBuf::huge`] aligns to.
+const HUGE_PAGE: usize = 2 << 20;
+
 /// A heap buffer whose address and capacity are multiples of a chosen alignment, as `O_DIRECT`
 /// requires (see [`crate::align::DioAlign`] for finding a file's alignment).
 ///
@@ -229,9 +232,9 @@ impl AlignedBuf {
     /// 1 MiB, on a virtio disk); from huge pages a 4 MiB request is two segments and goes whole.
     /// Where the kernel gives no huge pages it is an ordinary aligned buffer.
     pub fn huge(capacity: usize) -> AlignedBuf {
-        const HUGE: usize = 2 << 20;
-        let size = capacity.max(1).checked_next_multiple_of(HUGE).expect("buffer size overflows");
-        let layout = Layout::from_size_align(size, HUGE).expect("bad buffer layout");
+        let size =
+            capacity.max(1).checked_next_multiple_of(HUGE_PAGE).expect("buffer size overflows");
+        let layout = Layout::from_size_align(size, HUGE_PAGE).expect("bad buffer layout");
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { alloc::alloc(layout) };
         let Some(ptr) = NonNull::new(ptr) else { alloc::handle_alloc_error(layout) };
@@ -247,7 +250,7 @@ impl AlignedBuf {
     /// `align` allows), where huge pages spare the device splitting each request, otherwise
     /// [`new`](Self::new).
     pub fn for_io(capacity: usize, align: usize) -> AlignedBuf {
-        if capacity >= 2 << 20 && align <= 2 << 20 {
+        if capacity >= HUGE_PAGE && align <= HUGE_PAGE {
             AlignedBuf::huge(capacity)
         } else {
             AlignedBuf::new(capacity, align)
