@@ -31,7 +31,7 @@ use std::task::{Context, Poll};
 
 use crate::align::DioAlign;
 use crate::buf::{IoBuf, IoBufMut};
-use crate::driver::{Buf, CancelOutcome, Op, Request};
+use crate::driver::{Buf, CancelOutcome, Request};
 use crate::rt::{Operation, Reactor};
 
 #[allow(unused_imports)] // for the module documentation
@@ -188,22 +188,25 @@ impl File {
         &self.inner
     }
 
-    fn op<T>(&self, op: Op, offset: u64, buf: Buf, finish: fn(i64, Buf) -> T) -> IoFuture<T> {
-        let buf = buf.keep_alive(Arc::clone(&self.inner) as _);
-        let req = Request::new(op, self.inner.as_raw_fd(), offset, buf, 0);
+    fn op<T>(&self, req: Request, finish: fn(i64, Buf) -> T) -> IoFuture<T> {
+        let req = req.keep_alive(Arc::clone(&self.inner) as _);
         IoFuture(Operation::new(Arc::clone(&self.reactor), req, finish))
+    }
+
+    fn fd(&self) -> RawFd {
+        self.inner.as_raw_fd()
     }
 
     /// Reads into `buf` (up to its capacity) at `pos`; resolves to the byte count (0 at end of
     /// file, fewer than asked near it) and the buffer.
     pub fn read_at<B: IoBufMut>(&self, buf: B, pos: u64) -> IoFuture<(io::Result<usize>, B)> {
-        self.op(Op::Read, pos, Buf::for_read(buf), finish_read::<B>)
+        self.op(Request::read(self.fd(), Buf::for_read(buf), pos, 0), finish_read::<B>)
     }
 
     /// Writes `buf`'s data at `pos`; resolves to the byte count (possibly fewer than asked) and
     /// the buffer.
     pub fn write_at<B: IoBuf>(&self, buf: B, pos: u64) -> IoFuture<(io::Result<usize>, B)> {
-        self.op(Op::Write, pos, Buf::for_write(buf), finish_take::<B>)
+        self.op(Request::write(self.fd(), Buf::for_write(buf), pos, 0), finish_take::<B>)
     }
 
     /// Reads at `pos` into `bufs`, filling each before the next.
@@ -212,7 +215,7 @@ impl File {
         bufs: Vec<B>,
         pos: u64,
     ) -> IoFuture<(io::Result<usize>, Vec<B>)> {
-        self.op(Op::Readv, pos, Buf::for_readv(bufs), finish_readv::<B>)
+        self.op(Request::read(self.fd(), Buf::for_readv(bufs), pos, 0), finish_readv::<B>)
     }
 
     /// Writes `bufs` one after another at `pos`.
@@ -221,17 +224,17 @@ impl File {
         bufs: Vec<B>,
         pos: u64,
     ) -> IoFuture<(io::Result<usize>, Vec<B>)> {
-        self.op(Op::Writev, pos, Buf::for_writev(bufs), finish_take::<Vec<B>>)
+        self.op(Request::write(self.fd(), Buf::for_writev(bufs), pos, 0), finish_take::<Vec<B>>)
     }
 
     /// Flushes data and metadata to the device (`fsync`).
     pub fn sync_all(&self) -> IoFuture<io::Result<()>> {
-        self.op(Op::Fsync, 0, Buf::none(), finish_sync)
+        self.op(Request::fsync(self.fd(), 0), finish_sync)
     }
 
     /// Flushes data, and the metadata needed to read it, to the device (`fdatasync`).
     pub fn sync_data(&self) -> IoFuture<io::Result<()>> {
-        self.op(Op::Fdatasync, 0, Buf::none(), finish_sync)
+        self.op(Request::fdatasync(self.fd(), 0), finish_sync)
     }
 
     /// Reads until `buf` is full (its capacity), reading again after short reads; fails with

@@ -17,6 +17,8 @@
 
 #![deny(missing_docs)]
 
+mod deadline;
+
 pub mod align;
 pub mod buf;
 pub mod driver;

@@ -15,14 +15,22 @@
 //! A request is submitted to the kernel when it is queued (`aio_read`, `aio_write`,
 //! `aio_fsync`; `lio_listio` submits its whole list at once), and the submitting thread takes
 //! the completions that are ready in the same call to the driver (an io_uring read of cached
-//! data is done by then). Completions are taken by the calling threads, one at a time —
-//! `aio_error`, `aio_return` and `aio_suspend` look without waiting, and `aio_suspend` and
-//! `lio_listio(LIO_WAIT)` wait in the driver (in slices: at most 1 s with io_uring, 20 ms with
-//! the thread-pool engines, whose driver may miss a wake-up) — and, when some request asks
-//! for a signal or a thread (`SIGEV_SIGNAL`, `SIGEV_THREAD`, `SIGEV_THREAD_ID`), by one
-//! background thread that runs while such requests are in flight and exits a second after the
-//! last. It, and any thread the driver starts (the pool's), block every signal, as glibc's
-//! helper threads do, so the program's signals go to the program's threads.
+//! data is done by then). A read or write of 128 KiB or more of a buffered file goes to the
+//! kernel's workers instead of being copied inside that call, so a submission returns in
+//! about the same time whatever its size. Completions are then taken, one thread at a time, by
+//! the threads that wait (`aio_suspend`, `lio_listio(LIO_WAIT)`, `aio_cancel`) and by the
+//! submitters; `aio_error` and `aio_return` only read the status, as they must to be
+//! async-signal-safe. One helper thread takes them when no one else does: while requests that
+//! want a signal or a thread (`SIGEV_SIGNAL`, `SIGEV_THREAD`, `SIGEV_THREAD_ID`) are in flight,
+//! and when a program polls `aio_error` without waiting for a while (50 µs). It runs while
+//! requests are in flight and exits a second after the last. It, and any thread the driver
+//! starts (the pool's), block every signal, as glibc's helper threads do, so the program's
+//! signals go to the program's threads.
+//!
+//! A waiting thread looks at the statuses with every signal blocked and waits with its own
+//! mask installed atomically for the wait (`io_uring_enter` with a signal mask, `ppoll`): a
+//! signal the program lets in ends the wait (`EINTR`) whenever it arrives — none is handled
+//! between a look and a wait that then goes on for good.
 //!
 //! # Semantics, where POSIX leaves room
 //!
@@ -30,7 +38,8 @@
 //! two and lists each difference with its reason.
 //!
 //! - `aio_error` of an aiocb this library never submitted gives `EINVAL` (glibc returns the
-//!   aiocb's `__error_code` field, 0 for a zeroed one).
+//!   aiocb's `__error_code` field, 0 for a zeroed one); so does a copy of an aiocb in flight
+//!   (it would otherwise say "in progress" forever).
 //! - `aio_return` before completion gives `-1`/`EINPROGRESS` (glibc: 0); after it, the return
 //!   value — and the same value again on later calls, as glibc does.
 //! - Submitting an aiocb that is still in flight gives `EINVAL` and leaves it alone (glibc
@@ -44,12 +53,23 @@
 //!   crashes).
 //! - A bad descriptor, a negative offset, an unknown `lio_listio` opcode: the request is
 //!   accepted and fails, with the errno in `aio_error` (as glibc does); `aio_fsync` checks the
-//!   descriptor at once (`EBADF`), as glibc does.
+//!   descriptor at once (`EBADF`), as glibc does. An `aio_nbytes` longer than one transfer
+//!   (`MAX_RW_COUNT`, 2 GiB less a page) is checked against the address space as `pread` checks
+//!   it: beyond `SSIZE_MAX`, or past the end of user memory, it fails with `EFAULT` (or
+//!   `EINVAL`), without touching memory beyond the buffer; otherwise it transfers (at most
+//!   2 GiB less a page, as `pread` does).
+//! - On a descriptor without file positions — a socket, a pipe, a FIFO, a terminal — the
+//!   offset is ignored, as glibc's fallback to `read`/`write` does (found from the kernel's
+//!   `ESPIPE`, after which the request runs again without it).
 //! - Requests on one descriptor run at once, in no particular order (glibc runs them one at a
 //!   time). `aio_fsync` waits for every write to its descriptor queued before it, then syncs.
-//! - `aio_cancel` cancels what the engine can stop: with io_uring, a read or write waiting on
-//!   a pipe or socket too (glibc's thread is blocked in `read` and cannot be stopped:
-//!   `AIO_NOTCANCELED`). A cancelled request is notified, with `ECANCELED`, as in glibc.
+//! - `aio_cancel` cancels what has not started and what waits before moving any data — a read
+//!   waiting on an empty pipe or a socket (glibc's thread is blocked in `read` and cannot be
+//!   stopped: `AIO_NOTCANCELED`); a request already moving data answers `AIO_NOTCANCELED` and
+//!   finishes. A request reported cancelled moved no byte. When `aio_cancel` answers, every
+//!   status it speaks for is final (it waits for the cancelled requests' ends however long
+//!   that takes, and signals do not interrupt it). A cancelled request is notified, with
+//!   `ECANCELED`, as in glibc.
 //! - `lio_listio` sends each entry's own notification and the list's (as glibc does since
 //!   2.4). An entry refused at once gets its errno in its status and the list fails with
 //!   `EIO` (`EAGAIN` if it was for lack of room); the other entries run (glibc's `LIO_NOWAIT`
@@ -62,39 +82,49 @@
 //! - `aio_reqprio` above 0 lowers the request's I/O priority (best effort, levels 5 to 7) where
 //!   the engine can apply one.
 //! - Limits: [`AIO_LISTIO_MAX`] entries per `lio_listio` (`EINVAL` beyond), [`AIO_MAX`]
-//!   requests in flight at once (`EAGAIN` beyond). glibc's `sysconf(_SC_AIO_LISTIO_MAX)` and
+//!   requests in flight at once (`EAGAIN` beyond). The io_uring engine has room for all of
+//!   them at once, so requests that may never finish (reads of empty pipes) cannot keep a
+//!   later one from starting: past the limit a request is refused, never accepted and left
+//!   waiting. glibc's `sysconf(_SC_AIO_LISTIO_MAX)` and
 //!   `sysconf(_SC_AIO_MAX)` say -1 (no limit); these are this library's.
 //! - `aio_init` sizes the engine if called before the first request: `aio_threads` the pool's
 //!   threads, `aio_num` the io_uring and kernel AIO queue depth, `aio_idle_time` how long an
 //!   idle pool thread stays.
 //! - After `fork`, the child starts with no requests in flight and a fresh engine; the
-//!   parent's requests complete in the parent.
+//!   parent's requests complete in the parent. In the child they read as cancelled
+//!   (`ECANCELED`, return value -1), so a wait for one ends (glibc leaves them in progress
+//!   forever).
 //! - A request belongs to the process, not to the thread that submitted it: io_uring cancels
 //!   the requests a thread submitted when it exits, and such a request (which never ran) is
 //!   submitted again by the thread that finds it cancelled.
 //! - `aio_error` and `aio_return` may be called from a signal handler (POSIX lists them as
-//!   async-signal-safe): when the handler interrupted this library on the same thread, they
-//!   report the status as it is without taking completions (which needs locks the interrupted
-//!   code may hold); a completion's signal is always sent after its status is final.
+//!   async-signal-safe): they take no lock, allocate and free nothing and start no thread;
+//!   a completion's signal is always sent after its status is final.
+//! - `aio_suspend` with a timeout too large to reach (`{LONG_MAX, 0}`) waits without limit
+//!   (glibc's deadline arithmetic overflows and it times out at once); its timeout is checked
+//!   only when there is something to wait for, as in glibc.
 //! - With io_uring, the kernel may need the thread that submitted a request to finish it (a
 //!   read that waited on a pipe) or to start an io_uring worker; it interrupts that thread's
 //!   blocking system call to do so, and calls it does not restart (`sigtimedwait`,
 //!   `epoll_wait`) fail with `EINTR` although no signal arrived. Programs that retry on
 //!   `EINTR`, as they must for signals anyway, are unaffected.
 
-use std::cell::{Cell, UnsafeCell};
+use std::cell::{OnceCell, UnsafeCell};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use crate::deadline::{deadline, left};
 use crate::driver::{self, CancelOutcome, Completion, Driver, RawIo, Request, Selection};
 use crate::kernel::{IoClass, IoPriority};
-use crate::sys::posix::{self as abi, aiocb, aioinit, sigevent, sigval};
+use crate::sys::posix::{self as abi, aiocb, aioinit, sigevent, sigval, SignalsBlocked};
+use crate::EventFd;
 
 /// Most entries in one `lio_listio` call.
 pub const AIO_LISTIO_MAX: usize = 1 << 16;
@@ -209,6 +239,9 @@ struct Req {
     /// Whether `aio_cancel` asked the driver to cancel it: only then is an `ECANCELED`
     /// completion the request's end (see [`Engine::progress`]).
     cancel_requested: bool,
+    /// The descriptor has no file position (a socket, a pipe, …): the offset is ignored, as
+    /// glibc's `read`/`write` fallback does. Learnt from an `ESPIPE`.
+    stream: bool,
 }
 
 // SAFETY: `cb` is the program's aiocb; the engine writes its status from whichever thread
@@ -240,6 +273,10 @@ struct State {
     seq: u64,
     /// In-flight requests and lists that want a signal or a thread.
     async_notify: usize,
+    /// Calls of `aio_cancel` waiting for the requests they cancelled to complete.
+    cancelling: usize,
+    /// While there are: the sequence numbers of requests that ended cancelled.
+    cancelled: Vec<u64>,
 }
 
 impl State {
@@ -252,33 +289,6 @@ impl State {
 
     fn in_flight(&self, cb: *const aiocb) -> bool {
         self.key_of(cb).is_some()
-    }
-}
-
-thread_local! {
-    /// How deep this thread is in the functions that take the library's locks.
-    static IN_LIBRARY: Cell<u32> = const { Cell::new(0) };
-}
-
-/// Marks this thread as inside the library (taking its locks) while it lives.
-struct InLibrary;
-
-impl InLibrary {
-    fn enter() -> InLibrary {
-        IN_LIBRARY.with(|d| d.set(d.get() + 1));
-        InLibrary
-    }
-
-    /// Whether this thread is inside the library: then a signal handler running on it must not
-    /// take the locks the interrupted code may hold.
-    fn here() -> bool {
-        IN_LIBRARY.with(|d| d.get() > 0)
-    }
-}
-
-impl Drop for InLibrary {
-    fn drop(&mut self) {
-        IN_LIBRARY.with(|d| d.set(d.get() - 1));
     }
 }
 
@@ -306,14 +316,16 @@ struct Engine {
     selection: Selection,
     state: Mutex<State>,
     /// Bumped after every batch of completions is processed, and whenever a thread stops
-    /// reaping; threads waiting for someone else's progress sleep on it (a futex, so a signal
-    /// interrupts them).
+    /// reaping; threads waiting for someone else's progress sleep until it moves.
     generation: AtomicU32,
-    sleepers: AtomicU32,
+    /// The wake descriptors of the threads asleep until `generation` moves (see `sleep`).
+    sleepers: Mutex<Vec<RawFd>>,
+    /// How many there are (read without the lock).
+    sleeping: AtomicU32,
     /// Whether a thread is taking completions from the driver. One at a time: a thread that
     /// finds another reaping leaves it to that one (which processes every completion, whoever
-    /// it is for) and sleeps on `generation`, so no completion is taken from under a thread
-    /// waiting in the driver for it.
+    /// it is for) and sleeps until `generation` moves, so no completion is taken from under a
+    /// thread waiting in the driver for it.
     reaping: AtomicBool,
     /// Whether requests wait in `State::backlog` (read without the lock).
     backlogged: AtomicBool,
@@ -322,11 +334,29 @@ struct Engine {
     /// Completions taken from the driver: used only by the thread reaping (`reaping` set),
     /// the vectors kept from one call to the next.
     completions: ReaperVec,
-    notifier: Mutex<Option<std::thread::Thread>>,
+    helper: Helper,
+    /// When `aio_error` or `aio_return` first saw a request in progress with no thread taking
+    /// completions (nanoseconds on the monotonic clock; 0: not since someone last did).
+    polled_since: AtomicU64,
     /// Whether the driver starts threads of its own when requests are queued (the pool, and
     /// kernel AIO's pool for buffered files): they are queued with every signal blocked, so
     /// those threads never take the program's signals.
     block_signals: bool,
+}
+
+/// The helper thread: takes completions while requests that want a signal or a thread are in
+/// flight (the program may call nothing meanwhile), and when asked by `aio_error` or
+/// `aio_return` — which must not take completions themselves (a signal handler may call them)
+/// — for a program that polls without waiting. It blocks every signal, runs while requests
+/// are in flight, and exits [`HELPER_IDLE`] after the last one.
+struct Helper {
+    /// Whether the thread runs; changed under `lock`.
+    alive: AtomicBool,
+    lock: Mutex<()>,
+    /// Written to wake it (asked by a poller, or a notification is due).
+    kick: EventFd,
+    /// Whether it sleeps waiting for a kick (so a kick is worth a write).
+    idle: AtomicBool,
 }
 
 /// The role of the thread that takes completions from the driver (`Engine::reaping`), held
@@ -371,7 +401,7 @@ impl Drop for Reaper<'_> {
         // (Looked at before it is cleared: a swap would write the line every time.)
         if (engine.completed.load(Ordering::Relaxed)
             && engine.completed.swap(false, Ordering::SeqCst))
-            || engine.sleepers.load(Ordering::SeqCst) > 0
+            || engine.sleeping.load(Ordering::SeqCst) > 0
         {
             engine.bump();
         }
@@ -385,8 +415,6 @@ enum Take {
     Ready,
     /// Those, after starting what is queued (`Driver::reap` without waiting).
     FlushReady,
-    /// At least one, waiting up to this long.
-    Wait(Duration),
 }
 
 /// The reaper's vectors of completions (see `Engine::completions`).
@@ -406,14 +434,20 @@ unsafe impl Sync for ReaperVec {}
 /// Most completions taken from the driver in one call.
 const REAP_MAX: usize = 256;
 
-/// How long the background notifier stays without requests that need it, before it exits.
-const NOTIFIER_IDLE: Duration = Duration::from_secs(1);
+/// How long the helper stays with no request in flight, before it exits.
+const HELPER_IDLE: Duration = Duration::from_secs(1);
 
-/// The longest a thread waits in the driver before it looks again: with io_uring, insurance
-/// only; with kernel AIO, whose driver may wait in `io_getevents` while a completion arrives
-/// from its thread pool, the most such a completion is late.
-const SLICE_URING: Duration = Duration::from_secs(1);
-const SLICE_THREADED: Duration = Duration::from_millis(20);
+/// How long a request may be seen in progress by `aio_error`/`aio_return`, with no thread
+/// taking completions, before the helper is asked to take them: a program that polls and then
+/// waits (fio does) never needs it; one that only polls gets its completions this late at most.
+const POLL_GRACE_NS: u64 = 50_000;
+
+/// How long the helper, asked by a poller, waits for a completion before it goes back to sleep.
+const HELPER_SLICE: Duration = Duration::from_millis(20);
+
+/// How long a thread waits before it looks again after the driver failed to wait (which it
+/// should not do): no wait is a busy loop.
+const RETRY_PAUSE: Duration = Duration::from_millis(1);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -423,11 +457,15 @@ static ENGINE: AtomicPtr<Engine> = AtomicPtr::new(std::ptr::null_mut());
 static ENGINE_INIT: Mutex<()> = Mutex::new(());
 static CONFIG: Mutex<Option<aioinit>> = Mutex::new(None);
 static AT_FORK: Once = Once::new();
+/// Counts the forks this process descends from since the engine first started (in the child):
+/// an aiocb stamped with an older count was submitted by a parent, and never completes here.
+static FORK_STAMP: AtomicU32 = AtomicU32::new(0);
 
 extern "C" fn forget_engine_in_child() {
     // The parent's requests are not the child's: leave the engine (and its driver) behind,
     // never touching it, and build a fresh one on first use.
     ENGINE.store(std::ptr::null_mut(), Ordering::SeqCst);
+    FORK_STAMP.fetch_add(1, Ordering::SeqCst);
 }
 
 #[inline]
@@ -456,6 +494,10 @@ fn start_engine() -> Result<&'static Engine, Errno> {
     let mut opts = driver::SelectOptions::default();
     let num = if cfg.aio_num > 0 { cfg.aio_num as usize } else { 4096 };
     opts.uring.entries = num.clamp(64, 32768) as u32;
+    // Room in the completion queue for every request the engine takes (AIO_MAX), so a ring
+    // full of requests that may never finish (reads of empty pipes) cannot keep a later
+    // request waiting for room: it is refused with EAGAIN at submission instead.
+    opts.uring.cq_entries = Some(AIO_MAX as u32);
     opts.kernel.max_events = num.clamp(64, 65536);
     if cfg.aio_threads > 0 {
         opts.pool.threads = cfg.aio_threads as usize;
@@ -466,18 +508,29 @@ fn start_engine() -> Result<&'static Engine, Errno> {
     let (driver, selection) =
         driver::select_shared(&opts).map_err(|e| e.raw_os_error().unwrap_or(libc::EAGAIN))?;
     let block_signals = selection.engine != driver::Engine::Uring;
+    let kick = EventFd::new().map_err(|e| e.raw_os_error().unwrap_or(libc::EAGAIN))?;
     let engine = Box::leak(Box::new(Engine {
         driver,
         selection,
         block_signals,
         state: Mutex::new(State::default()),
         generation: AtomicU32::new(0),
-        sleepers: AtomicU32::new(0),
+        sleepers: Mutex::new(Vec::new()),
+        sleeping: AtomicU32::new(0),
         reaping: AtomicBool::new(false),
         backlogged: AtomicBool::new(false),
         completed: AtomicBool::new(false),
-        completions: ReaperVec(UnsafeCell::default()),
-        notifier: Mutex::new(None),
+        completions: ReaperVec(UnsafeCell::new(ReaperVecs {
+            completions: Vec::with_capacity(REAP_MAX),
+            raw: Vec::with_capacity(REAP_MAX),
+        })),
+        helper: Helper {
+            alive: AtomicBool::new(false),
+            lock: Mutex::new(()),
+            kick,
+            idle: AtomicBool::new(false),
+        },
+        polled_since: AtomicU64::new(0),
     }));
     ENGINE.store(engine, Ordering::Release);
     Ok(engine)
@@ -535,9 +588,14 @@ impl Engine {
             notify,
             list,
             cancel_requested: false,
+            stream: false,
         });
         // SAFETY: valid, and ours to write from now until the request completes.
-        unsafe { abi::aiocb_set_key(cb, key) };
+        unsafe {
+            abi::aiocb_set_key(cb, key);
+            abi::aiocb_set_stamp(cb, FORK_STAMP.load(Ordering::Relaxed));
+            abi::aiocb_set_owner(cb);
+        }
         if notify.is_async() {
             st.async_notify += 1;
         }
@@ -586,6 +644,21 @@ impl Engine {
             self.finish_locked(st, key, -i64::from(libc::EBADF), done);
             return;
         }
+        if matches!(req.kind, Kind::Read | Kind::Write) && f.nbytes > abi::MAX_RW_COUNT {
+            // Longer than one transfer: the engines would shorten it before the kernel could
+            // check the whole range (a bad one would become a valid transfer of its first
+            // bytes, past the end of the program's buffer). The kernel's answer for the whole
+            // range, as pread and pwrite give it: EFAULT, EINVAL, or go on (and be short).
+            if let Err(errno) =
+                abi::check_user_range(f.buf as usize, f.nbytes, req.kind == Kind::Write)
+            {
+                self.finish_locked(st, key, -i64::from(errno), done);
+                return;
+            }
+        }
+        // Without a file position, the offset means nothing (glibc falls back to read and
+        // write): 0 is what every engine takes for such a descriptor.
+        let offset = if req.stream { 0 } else { f.offset as u64 };
         let ioprio = (f.reqprio > 0).then(|| {
             // A higher aio_reqprio means a lower priority: best-effort levels 5 to 7 (4, the
             // default, is what 0 gets).
@@ -597,7 +670,7 @@ impl Engine {
             fd: f.fildes,
             ptr: f.buf.cast(),
             len: f.nbytes,
-            offset: f.offset as u64,
+            offset,
             ioprio,
             user_data: key as u64,
         };
@@ -647,6 +720,9 @@ impl Engine {
     fn finish_locked(&self, st: &mut State, key: usize, res: i64, done: &mut Done) {
         done.completed = true;
         let Some(req) = st.reqs.try_remove(key) else { return };
+        if req.cancel_requested && res == -i64::from(libc::ECANCELED) && st.cancelling > 0 {
+            st.cancelled.push(req.seq);
+        }
         let (ret, err) = if res < 0 { (-1, (-res) as i32) } else { (res as isize, 0) };
         // SAFETY: the aiocb is valid until its request completes, which is now.
         unsafe { abi::aiocb_set_status(req.cb, ret, err) };
@@ -719,7 +795,6 @@ impl Engine {
         let n = match take {
             Take::Ready => self.driver.poll(REAP_MAX, completions)?,
             Take::FlushReady => self.driver.reap(0, REAP_MAX, Some(Duration::ZERO), completions)?,
-            Take::Wait(timeout) => self.driver.reap(1, REAP_MAX, Some(timeout), completions)?,
         };
         if n == 0 && !self.backlogged.load(Ordering::Acquire) {
             return Ok(0);
@@ -756,6 +831,17 @@ impl Engine {
                 self.requeue_locked(st, key, done);
                 continue;
             }
+            if res == -i64::from(libc::ESPIPE) {
+                if let Some(req) = st.reqs.get_mut(key).filter(|r| !r.stream) {
+                    if matches!(req.kind, Kind::Read | Kind::Write) {
+                        // A descriptor without file positions (a socket): nothing moved. Again
+                        // without the offset, as glibc's read/write fallback does.
+                        req.stream = true;
+                        self.requeue_locked(st, key, done);
+                        continue;
+                    }
+                }
+            }
             self.finish_locked(st, key, res, done);
         }
         if !self.backlogged.load(Ordering::Acquire) {
@@ -787,110 +873,197 @@ impl Engine {
         }
     }
 
-    /// Waits in the driver for a completion, up to `timeout`, unless another thread is reaping
-    /// (`None`) or `ready()` already holds once this thread is the only reaper.
-    fn reap_waiting(
-        &self,
-        timeout: Duration,
-        ready: &impl Fn() -> bool,
-    ) -> Option<io::Result<usize>> {
-        let mut reaper = self.reaper()?;
-        // Re-checked here: another reaper may have processed what this thread waits for
-        // between its last look and taking over.
-        Some(if ready() { Ok(0) } else { self.progress(&mut reaper, Take::Wait(timeout)) })
-    }
-
     /// Waits until `ready()` or `deadline`: one thread waits in the driver, others sleep until
     /// it has processed something. `Err(EINTR)` if a signal arrives, `Err(EAGAIN)` on timeout.
+    ///
+    /// Every look happens with signals blocked, and every wait installs the caller's own mask
+    /// atomically for its duration: a signal the program lets in either arrives during a wait
+    /// (which ends with `EINTR`) or is pending when the next wait starts (which then ends at
+    /// once) — it is never handled between a look and a wait that then goes on for good. The
+    /// handler runs when the mask comes back, before this returns.
     fn wait_until(&self, deadline: Option<Instant>, ready: impl Fn() -> bool) -> Result<(), Errno> {
-        let slice = if self.block_signals { SLICE_THREADED } else { SLICE_URING };
+        let blocked = SignalsBlocked::all();
+        let mask = blocked.original();
+        // Someone waits: a poller's request needs no helper (see `nudge`).
+        self.polled_since.store(0, Ordering::Relaxed);
         loop {
             self.poll();
-            // Loaded before looking: what is processed after the look bumps it.
+            // Loaded before looking: what is processed after the look moves it.
             let generation = self.generation.load(Ordering::SeqCst);
             if ready() {
                 return Ok(());
             }
-            let left = match deadline {
-                None => None,
-                Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    _ => return Err(libc::EAGAIN),
-                },
-            };
-            match self.reap_waiting(left.map_or(slice, |l| l.min(slice)), &ready) {
-                Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => return Err(libc::EINTR),
-                Some(_) => continue,
-                None => {}
+            let left = left(deadline);
+            if left == Some(Duration::ZERO) {
+                return Err(libc::EAGAIN);
             }
-            self.sleepers.fetch_add(1, Ordering::SeqCst);
-            if !self.reaping.load(Ordering::SeqCst) {
-                // The reaper left before it could see this thread: take over instead.
-                self.sleepers.fetch_sub(1, Ordering::SeqCst);
-                continue;
-            }
-            let r = abi::futex_wait(&self.generation, generation, left);
-            self.sleepers.fetch_sub(1, Ordering::SeqCst);
-            if let Err(e) = r {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    return Err(libc::EINTR);
+            let waited = match self.reaper() {
+                Some(mut reaper) => {
+                    // Looked at again: the previous reaper may have processed what this
+                    // thread waits for between its last look and taking over.
+                    if ready() {
+                        return Ok(());
+                    }
+                    let waited = self.driver.wait_ready(left, Some(mask));
+                    if waited.is_ok() {
+                        let _ = self.progress(&mut reaper, Take::FlushReady);
+                    }
+                    waited
                 }
+                None => self.sleep(generation, left, mask),
+            };
+            match waited {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(libc::EINTR),
+                Err(_) => std::thread::sleep(RETRY_PAUSE),
+                Ok(()) => {}
             }
         }
     }
 
+    /// Sleeps until `generation` moves from `seen` (another thread processed completions, or
+    /// stopped reaping), `timeout`, or a signal the thread's own `mask` lets in. Each sleeping
+    /// thread waits on a wake descriptor of its own, written by `bump`, with `ppoll` and the
+    /// mask installed atomically.
+    fn sleep(&self, seen: u32, timeout: Option<Duration>, mask: &libc::sigset_t) -> io::Result<()> {
+        thread_local! {
+            static WAKE: OnceCell<Option<EventFd>> = const { OnceCell::new() };
+        }
+        WAKE.with(|wake| {
+            let Some(efd) = wake.get_or_init(|| EventFd::new().ok()) else {
+                // No descriptor to spare: look again soon rather than sleep blind.
+                std::thread::sleep(RETRY_PAUSE);
+                return Ok(());
+            };
+            let fd = efd.as_raw_fd();
+            lock(&self.sleepers).push(fd);
+            self.sleeping.fetch_add(1, Ordering::SeqCst);
+            // Registered first, then looked: a bump from now on writes this descriptor.
+            let moved = self.generation.load(Ordering::SeqCst) != seen;
+            let r = if moved || !self.reaping.load(Ordering::SeqCst) {
+                // Processed meanwhile, or the reaper left before it could see this thread:
+                // look again (and take over).
+                Ok(0)
+            } else {
+                let mut fds = [libc::pollfd { fd, events: libc::POLLIN, revents: 0 }];
+                crate::sys::fs::ppoll(&mut fds, timeout, Some(mask))
+            };
+            self.sleeping.fetch_sub(1, Ordering::SeqCst);
+            {
+                let mut sleepers = lock(&self.sleepers);
+                if let Some(pos) = sleepers.iter().position(|&f| f == fd) {
+                    sleepers.swap_remove(pos);
+                }
+            }
+            let _ = efd.read();
+            r.map(drop)
+        })
+    }
+
+    /// Tells the threads asleep in `sleep` that something changed.
     fn bump(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        if self.sleepers.load(Ordering::SeqCst) > 0 {
-            abi::futex_wake_all(&self.generation);
-        }
-    }
-
-    /// Makes sure the background notifier runs (requests want signals or threads).
-    fn need_notifier(&'static self) {
-        let mut n = lock(&self.notifier);
-        match &*n {
-            Some(thread) => thread.unpark(),
-            None => {
-                // Started with every signal blocked, so it never takes the program's signals.
-                let spawned = abi::with_signals_blocked(|| {
-                    std::thread::Builder::new()
-                        .name("aio-notify".into())
-                        .spawn(move || self.notifier_loop())
-                });
-                if let Ok(handle) = spawned {
-                    *n = Some(handle.thread().clone());
-                }
+        if self.sleeping.load(Ordering::SeqCst) > 0 {
+            for &fd in lock(&self.sleepers).iter() {
+                // SAFETY: a sleeper's descriptor stays open while it is in the list (it leaves
+                // the list before its thread can exit and close it).
+                let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+                let _ = crate::sys::fs::eventfd_write(fd, 1);
             }
         }
     }
 
-    /// The background notifier: takes completions while requests that want a signal or a
-    /// thread are in flight (the program may not call into the library meanwhile), and exits
-    /// after [`NOTIFIER_IDLE`] without such requests.
-    fn notifier_loop(&self) {
-        let mut idle_since: Option<Instant> = None;
+    /// Called by `aio_error` and `aio_return` when they see a request in progress; must be
+    /// async-signal-safe (no lock, no allocation): atomics, the clock and one `write`. When
+    /// no thread is taking completions and the program has been polling for a while, asks the
+    /// helper to take them.
+    fn nudge(&self) {
+        if self.reaping.load(Ordering::Relaxed) {
+            return;
+        }
+        let now = abi::monotonic_ns().max(1);
+        let since = self.polled_since.load(Ordering::Relaxed);
+        if since == 0 {
+            let _ =
+                self.polled_since.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+            return;
+        }
+        if now.saturating_sub(since) >= POLL_GRACE_NS {
+            self.kick_helper();
+        }
+    }
+
+    /// Wakes the helper if it sleeps (async-signal-safe).
+    fn kick_helper(&self) {
+        if self.helper.idle.swap(false, Ordering::AcqRel) {
+            let _ = self.helper.kick.write(1);
+        }
+    }
+
+    /// Makes sure the helper runs, after a request was accepted that did not complete at once:
+    /// a poller may need it, and a notification (`notify`) will. Decided under the helper's
+    /// lock, as its exit is: a request counted before this call is seen by the helper, or the
+    /// helper is gone and this starts another.
+    fn need_helper(&'static self, notify: bool) {
+        if self.helper.alive.load(Ordering::Acquire) && !notify {
+            return;
+        }
+        let _lock = lock(&self.helper.lock);
+        if self.helper.alive.load(Ordering::Acquire) {
+            if notify {
+                self.kick_helper();
+            }
+            return;
+        }
+        // Started with every signal blocked, so it never takes the program's signals.
+        let spawned = abi::with_signals_blocked(|| {
+            std::thread::Builder::new().name("aio-notify".into()).spawn(move || self.helper_loop())
+        });
+        if spawned.is_ok() {
+            self.helper.alive.store(true, Ordering::Release);
+        }
+    }
+
+    /// The helper (see [`Helper`]).
+    fn helper_loop(&self) {
+        let mut idle_since = Instant::now();
         loop {
             if self.state().async_notify > 0 {
-                idle_since = None;
-                let deadline = Some(Instant::now() + Duration::from_millis(200));
-                let _ = self.wait_until(deadline, || self.state().async_notify == 0);
+                idle_since = Instant::now();
+                let until = deadline(Some(Duration::from_millis(200)));
+                let _ = self.wait_until(until, || self.state().async_notify == 0);
                 continue;
             }
-            let since = *idle_since.get_or_insert_with(Instant::now);
-            let idle = since.elapsed();
-            if idle >= NOTIFIER_IDLE {
-                // Decided under the notifier lock: a submitter counts its request first, then
-                // takes this lock, so it either sees the thread still here (and unparks it) or
-                // gone (and starts another).
-                let mut n = lock(&self.notifier);
-                if self.state().async_notify == 0 {
-                    *n = None;
+            // Sleep until kicked: by a poller (take completions for it) or a submitter whose
+            // request wants a notification.
+            self.helper.idle.store(true, Ordering::SeqCst);
+            let kicked = if self.state().async_notify > 0 {
+                true
+            } else {
+                let wait = HELPER_IDLE.saturating_sub(idle_since.elapsed()).max(RETRY_PAUSE);
+                self.helper.kick.wait(Some(wait)).unwrap_or(false)
+            };
+            self.helper.idle.store(false, Ordering::SeqCst);
+            if kicked {
+                let _ = self.helper.kick.read();
+                idle_since = Instant::now();
+                let seen = self.generation.load(Ordering::SeqCst);
+                let until = deadline(Some(HELPER_SLICE));
+                let _ = self.wait_until(until, || self.generation.load(Ordering::SeqCst) != seen);
+                continue;
+            }
+            let busy = { !self.state().reqs.is_empty() };
+            if busy {
+                idle_since = Instant::now();
+                continue;
+            }
+            if idle_since.elapsed() >= HELPER_IDLE {
+                // Decided under the helper's lock (see `need_helper`).
+                let _lock = lock(&self.helper.lock);
+                if self.state().reqs.is_empty() {
+                    self.helper.alive.store(false, Ordering::Release);
                     return;
                 }
-                continue;
             }
-            std::thread::park_timeout(NOTIFIER_IDLE - idle);
         }
     }
 }
@@ -968,11 +1141,6 @@ fn submit_one(cb: *mut aiocb, kind: Kind) -> Result<(), Errno> {
     // SAFETY: non-null; the caller vouches it is a valid aiocb.
     let f = unsafe { abi::aiocb_fields(cb) };
     let engine = engine()?;
-    // Submitting as the reaper, when no one else is: it starts the request and takes what is
-    // ready in one go, and a signal handler that interrupts it on this thread finds the role
-    // taken and takes no lock. Otherwise the thread is marked as inside the library.
-    let mut reaper = engine.reaper();
-    let _inside = reaper.is_none().then(InLibrary::enter);
     // SAFETY: as above.
     let notify = match unsafe { check_request(cb, &f, kind) } {
         Ok(n) => n,
@@ -981,23 +1149,28 @@ fn submit_one(cb: *mut aiocb, kind: Kind) -> Result<(), Errno> {
             return Err(e);
         }
     };
+    // Submitting as the reaper, when no one else is: it starts the request and takes what is
+    // ready in one go.
+    let mut reaper = engine.reaper();
     let mut done = Done::default();
-    let result = {
+    let (result, pending) = {
         let mut st = engine.state();
-        engine.submit_locked(&mut st, cb, &f, kind, notify, None, &mut done, reaper.as_mut())
+        let r =
+            engine.submit_locked(&mut st, cb, &f, kind, notify, None, &mut done, reaper.as_mut());
+        // Looked at now, while the aiocb is surely the program's still (a notification
+        // delivered below may let it go).
+        (r, st.in_flight(cb))
     };
-    if result.is_ok() {
-        if notify.is_async() {
-            engine.need_notifier();
-        }
-        if !done.polled {
-            // Not started yet (an fsync after writes, no room, or another thread reaping).
-            done.flush = !reaper.as_mut().is_some_and(Reaper::flush_and_poll);
-        }
+    if result.is_ok() && !done.polled {
+        // Not started yet (an fsync after writes, no room, or another thread reaping).
+        done.flush = !reaper.as_mut().is_some_and(Reaper::flush_and_poll);
     }
     // Stop reaping before the notifications: a handler they run may call in.
     drop(reaper);
     done.finish_and_wake(engine);
+    if result.is_ok() && (pending || notify.is_async()) {
+        engine.need_helper(notify.is_async());
+    }
     result
 }
 
@@ -1049,30 +1222,45 @@ fn fd_is_open(fd: i32) -> bool {
     fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFL) } != -1
 }
 
-/// The status of `cb`, taking completions that are ready first if it is still in progress.
+/// The status of `cb` as this process sees it: `None` if this library never submitted it here.
+/// A request still marked in progress in an aiocb that is not the one submitted (a copy of
+/// it) is not a request here either. One submitted by a parent before a `fork` never completes
+/// in the child: it reads as cancelled (`ECANCELED`, return value -1), so the child's wait
+/// loops end. Async-signal-safe: only reads.
 ///
 /// # Safety
 ///
 /// `cb` must point at a readable `aiocb`.
-unsafe fn current_status(cb: *const aiocb) -> Option<(i32, isize)> {
+unsafe fn status_of(cb: *const aiocb) -> Option<(i32, isize)> {
     // SAFETY: the caller's promise.
-    let status = unsafe { abi::aiocb_status(cb) };
-    if !matches!(status, Some((libc::EINPROGRESS, _))) {
-        return status;
-    }
-    // From a signal handler that interrupted the library on this thread, only look: the
-    // interrupted code may hold the locks taking completions needs.
-    if !InLibrary::here() {
-        if let Ok(e) = engine() {
-            e.poll();
-        }
+    let status = unsafe { abi::aiocb_status(cb) }?;
+    if status.0 != libc::EINPROGRESS {
+        return Some(status);
     }
     // SAFETY: as above.
-    unsafe { abi::aiocb_status(cb) }
+    if unsafe { abi::aiocb_owner(cb) } != cb as usize {
+        return None;
+    }
+    // SAFETY: as above.
+    if unsafe { abi::aiocb_stamp(cb) } != FORK_STAMP.load(Ordering::Relaxed) {
+        return Some((libc::ECANCELED, -1));
+    }
+    Some(status)
+}
+
+/// Lets the engine know a request was seen in progress (see `Engine::nudge`).
+fn nudge() {
+    let p = ENGINE.load(Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: engines are leaked boxes, never freed.
+        unsafe { &*p }.nudge();
+    }
 }
 
 /// `aio_error`: `EINPROGRESS`, 0, or the request's errno; `Err(EINVAL)` for an aiocb never
-/// submitted here.
+/// submitted here. Async-signal-safe, as POSIX requires: it reads the status and takes no
+/// lock; completions are taken by the threads that wait, or by the helper thread for a
+/// program that only polls.
 ///
 /// # Safety
 ///
@@ -1082,7 +1270,11 @@ pub unsafe fn aio_error(cb: *const aiocb) -> Result<i32, Errno> {
         return Err(libc::EINVAL);
     }
     // SAFETY: non-null; the caller vouches it is readable.
-    match unsafe { current_status(cb) } {
+    match unsafe { status_of(cb) } {
+        Some((libc::EINPROGRESS, _)) => {
+            nudge();
+            Ok(libc::EINPROGRESS)
+        }
         Some((error, _)) => Ok(error),
         None => Err(libc::EINVAL),
     }
@@ -1090,6 +1282,7 @@ pub unsafe fn aio_error(cb: *const aiocb) -> Result<i32, Errno> {
 
 /// `aio_return`: the request's return value (bytes, or -1 with its errno in `aio_error`).
 /// `Err(EINPROGRESS)` before it completes, `Err(EINVAL)` for an aiocb never submitted here.
+/// Async-signal-safe, as [`aio_error`].
 ///
 /// # Safety
 ///
@@ -1099,45 +1292,84 @@ pub unsafe fn aio_return(cb: *mut aiocb) -> Result<isize, Errno> {
         return Err(libc::EINVAL);
     }
     // SAFETY: non-null; the caller vouches it is readable.
-    match unsafe { current_status(cb) } {
+    match unsafe { status_of(cb) } {
         None => Err(libc::EINVAL),
-        Some((libc::EINPROGRESS, _)) => Err(libc::EINPROGRESS),
+        Some((libc::EINPROGRESS, _)) => {
+            nudge();
+            Err(libc::EINPROGRESS)
+        }
         Some((_, ret)) => Ok(ret),
     }
 }
 
 /// `aio_suspend`: waits until one of `list` (null entries ignored) has completed, or `timeout`
-/// (relative) passes: `Err(EAGAIN)`; a signal: `Err(EINTR)`. Returns at once if one is done.
+/// (relative; one too large to reach is none) passes: `Err(EAGAIN)`; a signal: `Err(EINTR)`.
+/// Returns at once if one is done.
 ///
 /// # Safety
 ///
 /// Every non-null entry must point at a readable `aiocb`.
 pub unsafe fn aio_suspend(list: &[*const aiocb], timeout: Option<Duration>) -> Result<(), Errno> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    // SAFETY: forwarded from the caller.
+    unsafe { suspend(list, || Ok(timeout)) }
+}
+
+/// [`aio_suspend`] with the C library's `timespec` (null: none), checked only when there is
+/// something to wait for — as glibc does: a bad timeout with a request already done is no
+/// error. A negative or malformed one gives `EINVAL`.
+///
+/// # Safety
+///
+/// As for [`aio_suspend`]; `timeout` must be null or readable.
+pub unsafe fn aio_suspend_timespec(
+    list: &[*const aiocb],
+    timeout: *const libc::timespec,
+) -> Result<(), Errno> {
+    let timeout = || {
+        if timeout.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: non-null and readable (the caller's promise).
+        let ts = unsafe { *timeout };
+        if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+            return Err(libc::EINVAL);
+        }
+        Ok(Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)))
+    };
+    // SAFETY: forwarded from the caller.
+    unsafe { suspend(list, timeout) }
+}
+
+/// # Safety
+///
+/// As for [`aio_suspend`].
+unsafe fn suspend(
+    list: &[*const aiocb],
+    timeout: impl FnOnce() -> Result<Option<Duration>, Errno>,
+) -> Result<(), Errno> {
     // Nothing to wait for (every entry null) counts as done, as in glibc.
     if list.iter().all(|cb| cb.is_null()) {
         return Ok(());
     }
-    let _inside = InLibrary::enter();
-    let engine = engine()?;
     // Done: an entry whose request has completed, or which this library is not running: never
-    // submitted here, or marked in progress but not ours (a copy, or the parent's before a
-    // fork) — waiting for it would never end; glibc does not wait for those either.
+    // submitted here, a copy of one in flight, or the parent's before a fork — waiting for it
+    // would never end; glibc does not wait for those either.
     let any_done = || {
         list.iter().any(|&cb| {
             // SAFETY: non-null entries are readable (the caller's promise).
-            !cb.is_null()
-                && !matches!(unsafe { abi::aiocb_status(cb) }, Some((libc::EINPROGRESS, _)))
+            !cb.is_null() && !matches!(unsafe { status_of(cb) }, Some((libc::EINPROGRESS, _)))
         })
     };
     if any_done() {
         return Ok(());
     }
+    let timeout = timeout()?;
+    let engine = engine()?;
     // Looked at once: a request of ours leaves the table only as it completes.
     if list.iter().any(|&cb| !cb.is_null() && !engine.state().in_flight(cb)) {
         return Ok(());
     }
-    engine.wait_until(deadline, any_done)
+    engine.wait_until(deadline(timeout), any_done)
 }
 
 /// `aio_cancel`: cancels the request of `cb`, or every request on `fd` when `cb` is null.
@@ -1156,12 +1388,11 @@ pub unsafe fn aio_cancel(fd: i32, cb: *mut aiocb) -> Result<i32, Errno> {
     if !cb.is_null() && unsafe { (*cb).aio_fildes } != fd {
         return Err(libc::EINVAL);
     }
-    let _inside = InLibrary::enter();
     let engine = engine()?;
     let mut done = Done::default();
-    // (key, sequence) of the requests cancelled: done once that request is gone.
-    let mut cancelled: Vec<(usize, u64)> = Vec::new();
-    let mut running = false;
+    // Requests at the driver, to ask it: (key, sequence).
+    let mut at_driver: Vec<(usize, u64)> = Vec::new();
+    let mut cancelled = false;
     {
         let mut st = engine.state();
         let targets: Vec<usize> = match cb.is_null() {
@@ -1176,34 +1407,68 @@ pub unsafe fn aio_cancel(fd: i32, cb: *mut aiocb) -> Result<i32, Errno> {
             });
             let backlogged =
                 st.backlog.iter().position(|&k| k == key).map(|p| st.backlog.remove(p));
-            let seq = st.reqs[key].seq;
             if held.is_some() || backlogged.is_some() {
                 engine.finish_locked(&mut st, key, -i64::from(libc::ECANCELED), &mut done);
-                cancelled.push((key, seq));
+                cancelled = true;
                 continue;
             }
+            // From now on an ECANCELED completion is this request's end, not a loss to retry.
             st.reqs[key].cancel_requested = true;
-            match engine.driver.cancel(key as u64) {
-                Ok(CancelOutcome::Cancelled) => cancelled.push((key, seq)),
-                Ok(CancelOutcome::Running) => {
+            at_driver.push((key, st.reqs[key].seq));
+        }
+        st.cancelling += 1;
+    }
+    done.finish_and_wake(engine);
+    // Asked without the state lock: the driver may wait in the kernel for its answer, and
+    // completions must go on meanwhile.
+    let mut running = false;
+    let mut settling: Vec<(usize, u64)> = Vec::with_capacity(at_driver.len());
+    for (key, seq) in at_driver {
+        match engine.driver.cancel(key as u64) {
+            Ok(CancelOutcome::Cancelled) => settling.push((key, seq)),
+            outcome => {
+                if matches!(outcome, Ok(CancelOutcome::Running)) {
                     running = true;
-                    st.reqs[key].cancel_requested = false;
+                } else {
+                    // Not found (completing now) or not asked: its completion is coming.
+                    settling.push((key, seq));
                 }
-                Ok(CancelOutcome::NotFound) | Err(_) => st.reqs[key].cancel_requested = false,
+                let mut st = engine.state();
+                if let Some(r) = st.reqs.get_mut(key).filter(|r| r.seq == seq) {
+                    r.cancel_requested = false;
+                }
             }
         }
     }
-    done.finish_and_wake(engine);
-    // The cancelled requests' completions (ECANCELED) come through the driver: process them
-    // before answering, so aio_error already says ECANCELED.
-    let deadline = Some(Instant::now() + Duration::from_secs(10));
-    let _ = engine.wait_until(deadline, || {
+    // Every status this answer speaks for is final when it is given: wait until those
+    // completions are processed, however long that takes and whatever signals come (the
+    // handlers run; aio_cancel cannot fail with EINTR).
+    let gone = |targets: &[(usize, u64)]| {
         let st = engine.state();
-        cancelled.iter().all(|&(k, seq)| st.reqs.get(k).is_none_or(|r| r.seq != seq))
-    });
+        targets.iter().all(|&(k, seq)| st.reqs.get(k).is_none_or(|r| r.seq != seq))
+    };
+    while !gone(&settling) {
+        match engine.wait_until(None, || gone(&settling)) {
+            Ok(()) => break,
+            Err(_) => continue,
+        }
+    }
+    // What happened to each (one cancelled "in time" may have completed first).
+    {
+        let mut st = engine.state();
+        st.cancelled.retain(|seq| {
+            let mine = settling.iter().any(|&(_, s)| s == *seq);
+            cancelled |= mine;
+            !mine
+        });
+        st.cancelling -= 1;
+        if st.cancelling == 0 {
+            st.cancelled.clear();
+        }
+    }
     Ok(if running {
         abi::AIO_NOTCANCELED
-    } else if !cancelled.is_empty() {
+    } else if cancelled {
         abi::AIO_CANCELED
     } else {
         abi::AIO_ALLDONE
@@ -1243,7 +1508,6 @@ pub unsafe fn lio_listio(
     } else {
         Notify::None
     };
-    let _inside = InLibrary::enter();
     let engine = engine()?;
     let mut done = Done::default();
     let mut again = false;
@@ -1251,6 +1515,7 @@ pub unsafe fn lio_listio(
     let mut refused = false;
     let mut wants_notifier = notify.is_async();
     let mut queued: Vec<*mut aiocb> = Vec::with_capacity(list.len());
+    let pending;
     {
         let mut st = engine.state();
         let l = st.lists.insert(List { remaining: 1, notify });
@@ -1289,12 +1554,14 @@ pub unsafe fn lio_listio(
             }
         }
         engine.list_member_done(&mut st, l, &mut done);
-    }
-    if wants_notifier {
-        engine.need_notifier();
+        // Looked at now, while the aiocbs are surely the program's (see `submit_one`).
+        pending = queued.iter().any(|&cb| st.in_flight(cb));
     }
     done.flush = !engine.reaper().is_some_and(|mut r| r.flush_and_poll());
     done.finish_and_wake(engine);
+    if pending || wants_notifier {
+        engine.need_helper(wants_notifier);
+    }
     if mode == abi::LIO_NOWAIT {
         return match (again, invalid || refused) {
             (true, _) => Err(libc::EAGAIN),

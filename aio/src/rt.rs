@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use slab::Slab;
 
-use crate::driver::{self, Buf, CancelOutcome, Completion, Driver, Request, Selection};
+use crate::driver::{self, Buf, CancelOutcome, Completion, Driver, Rejected, Request, Selection};
 use crate::EventFd;
 
 /// Most completions taken in one non-blocking sweep.
@@ -201,7 +201,9 @@ impl Reactor {
                 }
                 Err(r) => {
                     // It can no longer be queued: it completes with the error.
-                    let c = Completion::failed(r.request.user_data, &r.error, r.request.buf);
+                    let user_data = r.request.user_data();
+                    let Rejected { error, request } = r;
+                    let c = Completion::failed(user_data, &error, request.into_buf());
                     drop(backlog);
                     self.dispatch(vec![c]);
                     backlog = lock(&self.backlog);
@@ -319,8 +321,11 @@ impl<T> Operation<T> {
     /// it is never queued and resolves to `ECANCELED` at once.
     pub(crate) fn cancel(&mut self) -> io::Result<CancelOutcome> {
         match &mut self.state {
-            State::Ready(req) => {
-                let buf = std::mem::replace(&mut req.buf, Buf::none());
+            State::Ready(_) => {
+                let State::Ready(req) = std::mem::replace(&mut self.state, State::Gone) else {
+                    unreachable!("matched above")
+                };
+                let buf = req.into_buf();
                 let key = lock(&self.reactor.ops).insert(Slot::Done(Completion::new(
                     0,
                     -i64::from(libc::ECANCELED),
@@ -333,14 +338,14 @@ impl<T> Operation<T> {
                 let key = *key;
                 // Still in the backlog: never reached the driver.
                 let mut backlog = lock(&self.reactor.backlog);
-                if let Some(pos) = backlog.iter().position(|r| r.user_data == key as u64) {
+                if let Some(pos) = backlog.iter().position(|r| r.user_data() == key as u64) {
                     let req = backlog.remove(pos).expect("in range");
                     self.reactor.backlogged.store(!backlog.is_empty(), Ordering::Release);
                     drop(backlog);
                     self.reactor.dispatch(vec![Completion::new(
-                        req.user_data,
+                        req.user_data(),
                         -i64::from(libc::ECANCELED),
-                        req.buf,
+                        req.into_buf(),
                     )]);
                     return Ok(CancelOutcome::Cancelled);
                 }
@@ -367,7 +372,7 @@ impl<T> Future for Operation<T> {
                 // No waker yet: the future wakes itself below, and parks its waker on its next
                 // poll if the completion has not come by then.
                 let key = lock(&reactor.ops).insert(Slot::Waiting(None));
-                req.user_data = key as u64;
+                req.set_user_data(key as u64);
                 match reactor.driver.queue(req) {
                     Ok(()) => {
                         let seq = reactor.queued.fetch_add(1, Ordering::SeqCst) + 1;
@@ -388,7 +393,8 @@ impl<T> Future for Operation<T> {
                     }
                     Err(r) => {
                         lock(&reactor.ops).remove(key);
-                        let c = Completion::failed(0, &r.error, r.request.buf);
+                        let Rejected { error, request } = r;
+                        let c = Completion::failed(0, &error, request.into_buf());
                         Poll::Ready((this.finish)(c.res, c.buf))
                     }
                 }

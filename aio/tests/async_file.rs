@@ -160,6 +160,9 @@ unsafe impl Driver for Counting {
         self.since_flush.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
+    fn wake(&self) {
+        self.inner.wake()
+    }
     fn flush(&self) -> io::Result<()> {
         if self.since_flush.swap(0, Ordering::SeqCst) > 0 {
             self.flushes.fetch_add(1, Ordering::SeqCst);

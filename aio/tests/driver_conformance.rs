@@ -51,7 +51,7 @@ fn every_op_round_trips() {
         ];
         let req = Request::write(t.fd(), Buf::for_writev(parts), 4 * blk as u64, 2)
             .with_ioprio(IoPriority::new(IoClass::BestEffort, 3));
-        assert_eq!(req.op, Op::Writev);
+        assert_eq!(req.op(), Op::Writev);
         d.queue(req).unwrap();
         d.queue(Request::fsync(t.fd(), 3)).unwrap();
         d.queue(Request::fdatasync(t.fd(), 4)).unwrap();
@@ -153,8 +153,8 @@ fn per_request_errors_stay_on_their_request() {
         // Refused at once, with the request given back...
         if let Err(r) = d.queue(bad) {
             assert_eq!(r.error.raw_os_error(), Some(expect), "{}: {}", t.name, r.error);
-            assert_eq!(r.request.user_data, 100);
-            assert_eq!(r.request.buf.len(), blk, "the buffer comes back");
+            assert_eq!(r.request.user_data(), 100);
+            assert_eq!(r.request.buf().len(), blk, "the buffer comes back");
             reported = true;
         }
         for i in 4..8u64 {
@@ -175,8 +175,7 @@ fn per_request_errors_stay_on_their_request() {
         // Invalid requests are refused before they reach the kernel.
         let r = d.queue(Request::read(t.fd(), t.read_buf(blk), u64::MAX, 200)).unwrap_err();
         assert_eq!(r.error.kind(), std::io::ErrorKind::InvalidInput, "{}", t.name);
-        let r =
-            d.queue(Request::new(Op::Read, t.fd(), 0, Buf::for_write(vec![1u8]), 201)).unwrap_err();
+        let r = d.queue(Request::read(t.fd(), Buf::for_write(vec![1u8]), 0, 201)).unwrap_err();
         assert!(r.error.to_string().contains("read-only"), "{}: {}", t.name, r.error);
     });
 }
@@ -400,54 +399,130 @@ fn dropping_a_driver_with_requests_in_flight() {
     }
 }
 
-/// Reads that block (an empty pipe) show each driver's cancellation: io_uring stops them; the
-/// pool cannot stop a running one but drops a queued one.
+/// Reads that wait for data (an empty pipe) have moved nothing: every driver cancels them —
+/// io_uring stops them, the pool (and kernel AIO, whose pool serves pipes) parks them without a
+/// worker until the pipe is ready — and a cancelled read leaves the data for the next one.
+/// Reads that may never finish do not starve the rest: with one worker and several of them
+/// waiting, a read of a regular file still completes.
 #[test]
 fn cancelling_blocked_reads() {
-    use aio::driver::{PoolDriver, PoolOptions, UringDriver, UringOptions};
+    use aio::driver::{
+        KernelDriver, KernelOptions, PoolDriver, PoolOptions, UringDriver, UringOptions,
+    };
     use std::io::Write;
     use std::os::fd::AsRawFd;
 
+    let one_worker = PoolOptions { threads: 1, ..PoolOptions::default() };
+    let mut drivers: Vec<Arc<dyn Driver>> = vec![Arc::new(PoolDriver::new(one_worker.clone()))];
     match UringDriver::new(UringOptions::default()) {
+        Ok(d) => drivers.push(Arc::new(d)),
         Err(e) => skip("cancelling_blocked_reads [uring]", &e.to_string()),
-        Ok(d) => {
-            let (reader, _writer) = std::io::pipe().unwrap();
-            d.queue(Request::read(
-                reader.as_raw_fd(),
-                Buf::for_read(vec![0u8; 16].into_boxed_slice()),
-                0,
-                1,
-            ))
-            .unwrap();
-            d.flush().unwrap();
-            assert_eq!(d.cancel(1).unwrap(), CancelOutcome::Cancelled);
-            let c = reap_n(&d, 1).pop().unwrap();
-            assert_eq!(c.res, -(libc::ECANCELED as i64));
-            assert_eq!(d.cancel(1).unwrap(), CancelOutcome::NotFound);
+    }
+    let kernel = KernelOptions { buffered_pool: Some(one_worker), ..KernelOptions::default() };
+    match KernelDriver::new(kernel) {
+        Ok(d) => drivers.push(Arc::new(d)),
+        Err(e) => skip("cancelling_blocked_reads [kernel]", &e.to_string()),
+    }
+    let dir = test_dir();
+    let path = dir.path().join("file");
+    std::fs::write(&path, pattern(4096, 5)).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    for d in drivers {
+        let name = d.name().to_string();
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let read = |ud| {
+            Request::read(reader.as_raw_fd(), Buf::for_read(vec![0u8; 4].into_boxed_slice()), 0, ud)
+        };
+        for ud in 1..=3 {
+            d.queue(read(ud)).unwrap();
         }
+        d.flush().unwrap();
+        // Give the pool's one worker time to try them (and park them).
+        std::thread::sleep(Duration::from_millis(50));
+        let file_read = Request::read(file.as_raw_fd(), Buf::for_read(vec![0u8; 4096]), 0, 10);
+        d.queue(file_read).unwrap();
+        let c = reap_n(&*d, 1).pop().unwrap();
+        assert_eq!((c.user_data, c.res), (10, 4096), "{name}: the file read behind the pipe reads");
+        assert_eq!(d.cancel(1).unwrap(), CancelOutcome::Cancelled, "{name}");
+        let c = reap_n(&*d, 1).pop().unwrap();
+        assert_eq!((c.user_data, c.res), (1, -(libc::ECANCELED as i64)), "{name}");
+        assert_eq!(d.cancel(1).unwrap(), CancelOutcome::NotFound, "{name}");
+        // The data goes to a read that is still there, not to the cancelled one.
+        writer.write_all(b"data").unwrap();
+        let c = reap_n(&*d, 1).pop().unwrap();
+        assert!(c.user_data == 2 || c.user_data == 3, "{name}: {}", c.user_data);
+        assert_eq!(c.res, 4, "{name}");
+        let left = 5 - c.user_data;
+        assert_eq!(d.cancel(left).unwrap(), CancelOutcome::Cancelled, "{name}");
+        let c = reap_n(&*d, 1).pop().unwrap();
+        assert_eq!((c.user_data, c.res), (left, -(libc::ECANCELED as i64)), "{name}");
+        assert_eq!(d.in_flight(), 0, "{name}");
     }
+}
 
-    let pool = PoolDriver::new(PoolOptions { threads: 1, ..PoolOptions::default() });
-    let (reader, mut writer) = std::io::pipe().unwrap();
-    let read = |ud| {
-        Request::read(reader.as_raw_fd(), Buf::for_read(vec![0u8; 4].into_boxed_slice()), 0, ud)
-    };
-    pool.queue(read(1)).unwrap();
-    pool.queue(read(2)).unwrap();
-    // Wait until the one worker is blocked in the first read.
-    let start = std::time::Instant::now();
-    while pool.running() < 1 {
-        assert!(start.elapsed() < Duration::from_secs(10), "the worker never started");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    assert_eq!(pool.cancel(1).unwrap(), CancelOutcome::Running);
-    assert_eq!(pool.cancel(2).unwrap(), CancelOutcome::Cancelled);
-    let c = reap_n(&pool, 1).pop().unwrap();
-    assert_eq!((c.user_data, c.res), (2, -(libc::ECANCELED as i64)));
-    writer.write_all(b"data").unwrap();
-    let c = reap_n(&pool, 1).pop().unwrap();
-    assert_eq!((c.user_data, c.res), (1, 4));
-    assert_eq!(pool.in_flight(), 0);
+/// One-segment vectored buffers, long timeouts, and wake-ups from another thread: every
+/// driver reads into a `Buf::for_readv` of one buffer (whose `iovec` is kept inside the `Buf`)
+/// and writes from one; `reap` and `wait_ready` with `Duration::MAX` wait rather than panic;
+/// `wake` ends a `wait_ready` in another thread, and one made before the wait ends it at once.
+#[test]
+fn one_segment_vectors_huge_timeouts_and_wakes() {
+    each_target("one_segment_vectors_huge_timeouts_and_wakes", |t, data| {
+        let blk = t.unit.max(4096);
+        let parts = vec![AlignedBuf::new(blk, t.unit.max(64))];
+        t.driver.queue(Request::read(t.fd(), Buf::for_readv(parts), blk as u64, 1)).unwrap();
+        let mut out = Vec::new();
+        let n = t.driver.reap(1, 1, Some(Duration::MAX), &mut out).expect("reap, no limit");
+        assert_eq!(n, 1, "{}", t.name);
+        let c = out.pop().unwrap();
+        assert_eq!(c.result().unwrap(), blk, "{}", t.name);
+        // SAFETY: a completed read of `blk` bytes into this Vec<AlignedBuf>.
+        let back: Vec<AlignedBuf> = unsafe { c.buf.take_filled_vec(blk) }.unwrap();
+        assert_eq!(&back[0][..blk], &data[blk..2 * blk], "{}", t.name);
+
+        let w = vec![AlignedBuf::from_slice(&data[..blk], t.unit.max(64))];
+        t.driver.queue(Request::write(t.fd(), Buf::for_writev(w), 3 * blk as u64, 2)).unwrap();
+        t.driver.wait_ready(Some(Duration::MAX), None).expect("wait_ready, no limit");
+        let c = reap_n(&*t.driver, 1).pop().unwrap();
+        assert_eq!(c.result().unwrap(), blk, "{}", t.name);
+        assert_eq!(&t.contents()[3 * blk..4 * blk], &data[..blk], "{}", t.name);
+
+        // A wake before the wait: the wait ends at once. From another thread: it ends.
+        t.driver.wake();
+        t.driver.wait_ready(Some(Duration::from_secs(30)), None).unwrap();
+        let start = std::time::Instant::now();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(50));
+                t.driver.wake();
+            });
+            t.driver.wait_ready(Some(Duration::from_secs(30)), None).unwrap();
+        });
+        assert!(start.elapsed() < Duration::from_secs(20), "{}: wake did not end the wait", t.name);
+    });
+}
+
+/// A wrapper's own completions wake a thread already waiting in `reap`: the fault injector
+/// fails every request itself, while another thread waits (it used to wait in the wrapped
+/// driver, which never heard of them).
+#[test]
+fn injected_failures_wake_a_waiting_reaper() {
+    use aio::driver::{FaultConfig, FaultDriver};
+    each_target("injected_failures_wake_a_waiting_reaper", |t, _| {
+        let cfg = FaultConfig { seed: 1, fail_rate: 1.0, ..FaultConfig::default() };
+        let faulty = FaultDriver::new(Arc::clone(&t.driver), cfg);
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let mut out = Vec::new();
+                let n = faulty.reap(1, 1, Some(Duration::from_secs(20)), &mut out).unwrap();
+                (n, out)
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            faulty.queue(Request::read(t.fd(), t.read_buf(t.unit.max(512)), 0, 7)).unwrap();
+            let (n, out) = waiter.join().unwrap();
+            assert_eq!(n, 1, "{}: the waiting reaper never saw the injected failure", t.name);
+            assert_eq!((out[0].user_data, out[0].res), (7, -(libc::EIO as i64)), "{}", t.name);
+        });
+    });
 }
 
 /// The pool starts workers on demand, runs many requests on one descriptor at once when they
@@ -458,18 +533,22 @@ fn pool_workers_come_and_go() {
     use std::io::Write;
     use std::os::fd::AsRawFd;
 
+    // A terminal with no input: a read of it blocks its worker (a character device, not a
+    // stream the pool parks).
+    let Some((mut master, slave)) = raw_pty() else {
+        return skip("pool_workers_come_and_go", "no pseudo-terminal (/dev/ptmx)");
+    };
     let pool = PoolDriver::new(PoolOptions {
         threads: 4,
         idle: Duration::from_millis(100),
         ..PoolOptions::default()
     });
     assert_eq!(pool.threads(), 0, "no worker before the first request");
-    // Four reads of one pipe: each blocks until written, so all four must be running at once
-    // (one queue per descriptor, as glibc has, would leave three waiting).
-    let (reader, mut writer) = std::io::pipe().unwrap();
+    // Four reads of one terminal: each blocks until written, so all four must be running at
+    // once (one queue per descriptor, as glibc has, would leave three waiting).
     for i in 0..4 {
         let buf = Buf::for_read(vec![0u8; 1].into_boxed_slice());
-        pool.queue(Request::read(reader.as_raw_fd(), buf, 0, i)).unwrap();
+        pool.queue(Request::read(slave.as_raw_fd(), buf, 0, i)).unwrap();
     }
     let start = std::time::Instant::now();
     while pool.running() < 4 {
@@ -481,7 +560,7 @@ fn pool_workers_come_and_go() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(pool.threads(), 4);
-    writer.write_all(b"abcd").unwrap();
+    master.write_all(b"abcd").unwrap();
     let done = reap_n(&pool, 4);
     assert!(done.iter().all(|c| c.res == 1));
     // Idle workers exit.
@@ -489,6 +568,41 @@ fn pool_workers_come_and_go() {
     while pool.threads() > 0 {
         assert!(start.elapsed() < Duration::from_secs(10), "{} workers stayed", pool.threads());
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A pseudo-terminal in raw mode: (master, slave).
+fn raw_pty() -> Option<(std::fs::File, std::fs::File)> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: posix_openpt returns a new descriptor or -1; the calls after it take that
+    // descriptor, a buffer of termios they fill, and a path they read.
+    unsafe {
+        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        if m < 0 {
+            return None;
+        }
+        let master = std::fs::File::from_raw_fd(m);
+        if libc::grantpt(m) != 0 || libc::unlockpt(m) != 0 {
+            return None;
+        }
+        let name = libc::ptsname(m);
+        if name.is_null() {
+            return None;
+        }
+        let s = libc::open(name, libc::O_RDWR | libc::O_NOCTTY);
+        if s < 0 {
+            return None;
+        }
+        let slave = std::fs::File::from_raw_fd(s);
+        let mut tio: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(s, &mut tio) != 0 {
+            return None;
+        }
+        libc::cfmakeraw(&mut tio);
+        if libc::tcsetattr(s, libc::TCSANOW, &tio) != 0 {
+            return None;
+        }
+        Some((master, slave))
     }
 }
 

@@ -13,7 +13,6 @@
 //! The `*64` names are the same functions: on 64-bit targets `struct aiocb64` is `struct aiocb`.
 
 use std::ffi::{c_char, c_int};
-use std::time::Duration;
 
 use aio::posix;
 use aio::sys::posix::{aiocb, aioinit, sigevent};
@@ -116,17 +115,6 @@ pub unsafe extern "C" fn aio_suspend(
         set_errno(libc::EINVAL);
         return -1;
     }
-    let timeout = if timeout.is_null() {
-        None
-    } else {
-        // SAFETY: non-null and readable (the caller's promise).
-        let ts = unsafe { *timeout };
-        if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
-            set_errno(libc::EINVAL);
-            return -1;
-        }
-        Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
-    };
     let list = if nent == 0 {
         &[][..]
     } else {
@@ -134,7 +122,7 @@ pub unsafe extern "C" fn aio_suspend(
         unsafe { std::slice::from_raw_parts(list, nent as usize) }
     };
     // SAFETY: forwarded from the caller.
-    ret(unsafe { posix::aio_suspend(list, timeout) })
+    ret(unsafe { posix::aio_suspend_timespec(list, timeout) })
 }
 
 /// `aio_cancel(3)`.

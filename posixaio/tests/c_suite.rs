@@ -39,8 +39,6 @@ struct Deliberate {
 }
 
 const ALL: &[&str] = &["uring", "kernel", "pool"];
-const URING: &[&str] = &["uring"];
-const POOLS: &[&str] = &["kernel", "pool"];
 
 const NULL_CRASH: &str = "glibc dereferences the null aiocb; ours checks it (EINVAL)";
 const NEVER: &str = "glibc returns the never-submitted aiocb's own fields (zeroed: 0); ours \
@@ -49,13 +47,16 @@ const BAD_SIGEVENT: &str = "glibc does not check the sigevent (it takes the requ
                             notifies); ours refuses it with EINVAL";
 const NO_LIMIT: &str = "glibc has no limit (sysconf says -1); ours takes AIO_MAX (65536) \
                         requests in flight and AIO_LISTIO_MAX (65536) list entries";
-const PIPE_CANCEL: &str = "io_uring can cancel a read waiting on a pipe; glibc's thread is \
-                           blocked in read(2) and cannot be stopped (AIO_NOTCANCELED)";
-const BOTH_RUN: &str = "the thread pool runs both reads of the pipe at once (a standby worker \
-                        takes the second while the first blocks), so neither can be cancelled; \
-                        glibc queues the second behind the first, and cancels it";
+const PIPE_CANCEL: &str =
+    "a read waiting on an empty pipe has moved nothing and is cancelled (io_uring \
+                           cancels it; the thread pool parks it without a thread until the pipe \
+                           is ready); glibc's thread is blocked in read(2) and cannot be stopped \
+                           (AIO_NOTCANCELED)";
 const PER_FD: &str = "glibc runs the requests of one descriptor one after another, so the write \
                       waits behind the read; ours has both in flight at once";
+const FORKED: &str = "a request the parent had in flight never completes in the child: glibc \
+                      leaves it in progress forever (a wait for it without a timeout never \
+                      ends); ours says it is cancelled for the child, and a wait for it ends";
 
 const fn d(
     program: &'static str,
@@ -158,64 +159,81 @@ const DELIBERATE: &[Deliberate] = &[
         "cancel",
         "cancel pipe read = AIO_NOTCANCELED",
         "cancel pipe read = AIO_CANCELED",
-        URING,
+        ALL,
         PIPE_CANCEL,
     ),
     d(
         "cancel",
         "pipe read error after cancel = EINPROGRESS",
         "pipe read error after cancel = ECANCELED",
-        URING,
+        ALL,
         PIPE_CANCEL,
     ),
     d(
         "cancel",
         "pipe read error at the end = 0",
         "pipe read error at the end = ECANCELED",
-        URING,
+        ALL,
         PIPE_CANCEL,
     ),
     d(
         "cancel",
         "pipe read return at the end = 1",
         "pipe read return at the end = -1 0",
-        URING,
+        ALL,
         PIPE_CANCEL,
     ),
     d(
         "cancel",
         "cancel two pipe reads = AIO_NOTCANCELED",
         "cancel two pipe reads = AIO_CANCELED",
-        URING,
+        ALL,
         PIPE_CANCEL,
     ),
     d(
         "cancel",
         "after cancel: first = EINPROGRESS, second = ECANCELED",
         "after cancel: first = ECANCELED, second = ECANCELED",
-        URING,
+        ALL,
         PIPE_CANCEL,
     ),
     d(
         "cancel",
         "at the end: first = 0, second = ECANCELED",
         "at the end: first = ECANCELED, second = ECANCELED",
-        URING,
+        ALL,
         PIPE_CANCEL,
     ),
+    // fork.c
     d(
-        "cancel",
-        "after cancel: first = EINPROGRESS, second = ECANCELED",
-        "after cancel: first = EINPROGRESS, second = EINPROGRESS",
-        POOLS,
-        BOTH_RUN,
+        "fork",
+        "child: parent's request = EINPROGRESS",
+        "child: parent's request = ECANCELED",
+        ALL,
+        FORKED,
     ),
     d(
-        "cancel",
-        "at the end: first = 0, second = ECANCELED",
-        "at the end: first = 0, second = 0",
-        POOLS,
-        BOTH_RUN,
+        "fork",
+        "child: aio_suspend on the parent's request = -1 EAGAIN",
+        "child: aio_suspend on the parent's request = 0",
+        ALL,
+        FORKED,
+    ),
+    d(
+        "fork",
+        "child: parent's request still = EINPROGRESS",
+        "child: parent's request still = ECANCELED",
+        ALL,
+        FORKED,
+    ),
+    // bigsize.c
+    d(
+        "bigsize",
+        "aio_suspend {LONG_MAX, 0} until a read completes = -1 EAGAIN",
+        "aio_suspend {LONG_MAX, 0} until a read completes = 0",
+        ALL,
+        "glibc adds the timeout to the clock, which overflows: it times out at once; ours takes \
+         a timeout too large to reach as no limit, and waits for the read",
     ),
     // overlap.c
     d(
@@ -248,6 +266,13 @@ const ENGINE_PROGRAMS: &[&str] = &[
     "overlap",
     "init",
     "largefile",
+    "sigsafe",
+    "eintr",
+    "cancelsig",
+    "sockets",
+    "exhaust",
+    "bigsize",
+    "bounded",
 ];
 
 const FLAGS: &[&str] = &["-std=gnu11", "-O1", "-Wall", "-Wextra", "-Werror", "-pthread", "-ldl"];
@@ -414,5 +439,5 @@ macro_rules! programs {
 
 programs!(
     layout, readwrite, errors, fsync, suspend, cancel, notify, listio, fork, threads, overlap,
-    limits, init, largefile,
+    limits, init, largefile, sigsafe, eintr, cancelsig, sockets, exhaust, bigsize, bounded,
 );

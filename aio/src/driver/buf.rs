@@ -3,7 +3,7 @@
 
 use std::any::Any;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::owner::Owner;
 
@@ -96,9 +96,16 @@ impl Buf {
         Buf { segs: Segs::Many(iov.into(), writable), owner: Owner::none(), keep: None }
     }
 
-    /// Adds an owner: something to keep alive with the request and give back with it.
+    /// Adds an owner: something to keep alive with the request and give back with it
+    /// ([`take`](Buf::take), [`into_owner`](Buf::into_owner)). An owner the `Buf` already had
+    /// is not given back but kept alive as long as the `Buf`: its segments may point into it.
     pub fn with_owner(mut self, owner: Box<dyn Any + Send>) -> Buf {
-        self.owner = Owner::from_box(owner);
+        let old = std::mem::replace(&mut self.owner, Owner::from_box(owner));
+        if old.is_some() {
+            let kept: (Option<Arc<dyn Any + Send + Sync>>, Mutex<Owner>) =
+                (self.keep.take(), Mutex::new(old));
+            self.keep = Some(Arc::new(kept));
+        }
         self
     }
 
@@ -282,6 +289,51 @@ mod tests {
         assert!(!w.is_writable());
         assert_eq!(w.len(), 3);
         assert!(w.take::<Vec<u8>>().is_none(), "wrong type gives nothing");
+    }
+
+    /// Adding an owner keeps the one the segments point into alive until the `Buf` is dropped
+    /// (it used to drop it at once, and a read then wrote into freed memory).
+    #[test]
+    fn with_owner_keeps_the_first_owner_alive() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        struct Flagged(Vec<u8>, Arc<AtomicBool>);
+        // SAFETY: a Vec's heap storage, whatever wraps it.
+        unsafe impl IoBuf for Flagged {
+            fn stable_ptr(&self) -> *const u8 {
+                self.0.stable_ptr()
+            }
+            fn bytes_init(&self) -> usize {
+                self.0.bytes_init()
+            }
+            fn bytes_total(&self) -> usize {
+                self.0.bytes_total()
+            }
+        }
+        // SAFETY: as above.
+        unsafe impl IoBufMut for Flagged {
+            fn stable_mut_ptr(&mut self) -> *mut u8 {
+                self.0.stable_mut_ptr()
+            }
+            unsafe fn set_init(&mut self, len: usize) {
+                // SAFETY: forwarded.
+                unsafe { self.0.set_init(len) }
+            }
+        }
+        impl Drop for Flagged {
+            fn drop(&mut self) {
+                self.1.store(true, Ordering::SeqCst);
+            }
+        }
+        let dropped = Arc::new(AtomicBool::new(false));
+        let mut b = Buf::for_read(Flagged(vec![0u8; 4096], Arc::clone(&dropped)))
+            .with_owner(Box::new(7u32));
+        assert!(!dropped.load(Ordering::SeqCst), "the memory the segments point into is alive");
+        assert_eq!(b.scatter(&[9u8; 4096]), 4096);
+        let mut back = [0u8; 4096];
+        assert_eq!(b.gather(&mut back), 4096);
+        assert_eq!(back, [9u8; 4096]);
+        assert_eq!(b.take::<u32>(), Some(7), "the new owner is what comes back");
+        assert!(dropped.load(Ordering::SeqCst), "the first owner goes with the Buf");
     }
 
     #[test]

@@ -25,8 +25,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::ready::{deadline, Ready};
+use super::ready::Ready;
 use super::{CancelOutcome, Completion, Driver, Rejected, Request};
+use crate::deadline::deadline;
 
 /// Which faults a [`FaultDriver`] injects.
 #[derive(Debug, Clone, Default)]
@@ -162,11 +163,9 @@ impl<D: Driver> FaultDriver<D> {
 
     /// Signals the watched eventfd (the inner driver's) that something is ready here.
     fn poke(&self) {
-        if self.watched.load(Ordering::SeqCst) {
-            if let Ok(fd) = self.inner.eventfd() {
-                let _ = crate::sys::fs::eventfd_write(fd, 1);
-            }
-        }
+        // Through the inner driver's waits: a thread waiting in them (in `reap`, below) or on
+        // its eventfd looks again.
+        self.inner.wake();
     }
 
     /// Starts the thread that signals `fd` when held completions become due.
@@ -353,19 +352,43 @@ unsafe impl<D: Driver> Driver for FaultDriver<D> {
             if deadline.is_some_and(|d| d <= now) {
                 break;
             }
-            // Wait for the inner driver (or until the next held completion is due); injected
-            // failures are already in `ready`.
+            // Wait for the inner driver (or until the next held completion is due). Injected
+            // failures are in `ready`; one pushed meanwhile wakes this wait (`poke`, sticky).
             if self.ready.len() == 0 {
-                match self.inner.reap(1, usize::MAX, left, &mut batch) {
+                match self.inner.wait_ready(left, None) {
                     Err(e) if got == 0 => return Err(e),
                     Err(_) => break,
-                    Ok(_) => {}
+                    Ok(()) => {}
                 }
-                self.absorb(std::mem::take(&mut batch));
             }
         }
         self.in_flight.fetch_sub(got, Ordering::SeqCst);
         Ok(got)
+    }
+
+    fn wait_ready(
+        &self,
+        timeout: Option<Duration>,
+        sigmask: Option<&libc::sigset_t>,
+    ) -> io::Result<()> {
+        // Ready here (injected failures, held completions now due), or soon: no wait, or one
+        // only until the next held completion is due.
+        let now = Instant::now();
+        let next = self.next_release();
+        if self.ready.len() > 0 || next.is_some_and(|at| at <= now) {
+            return Ok(());
+        }
+        let until_next = next.map(|at| at - now);
+        let left = match (timeout, until_next) {
+            (Some(t), Some(n)) => Some(t.min(n)),
+            (t, n) => t.or(n),
+        };
+        self.inner.wait_ready(left, sigmask)
+    }
+
+    fn wake(&self) {
+        self.ready.wake();
+        self.inner.wake();
     }
 
     fn cancel(&self, user_data: u64) -> io::Result<CancelOutcome> {

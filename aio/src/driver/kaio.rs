@@ -15,12 +15,13 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use slab::Slab;
 
-use super::ready::{deadline, Ready};
+use super::ready::Ready;
 use super::{CancelOutcome, Completion, Driver, Op, PoolDriver, PoolOptions, Rejected, Request};
+use crate::deadline::deadline;
 use crate::kernel::RawContext;
 use crate::sys::{self, io_event, iocb};
 use crate::EventFd;
@@ -69,6 +70,10 @@ pub struct KernelDriver {
     opts: KernelOptions,
     /// Accepted by this driver (not the pool) and not yet reaped.
     in_flight: AtomicUsize,
+    /// Threads waiting in `io_getevents` (see `wake_getevents`).
+    getevents_waiters: AtomicUsize,
+    /// Made readable to complete the poll request that ends waits in `io_getevents`.
+    wake_efd: EventFd,
 }
 
 struct State {
@@ -78,6 +83,9 @@ struct State {
     /// iocb allocations kept for reuse.
     #[allow(clippy::vec_box)] // the boxes are what is reused: their addresses go to the kernel
     spare: Vec<Box<IocbCell>>,
+    /// The poll request on `wake_efd`, at a stable address, and whether it is in the kernel.
+    wake_iocb: Box<IocbCell>,
+    wake_pending: bool,
 }
 
 impl State {
@@ -96,6 +104,9 @@ struct Entry {
     buf: super::Buf,
     user_data: u64,
 }
+
+/// The `aio_data` of the poll request that only ends waits in `io_getevents`.
+const WAKE_DATA: u64 = u64::MAX;
 
 /// An iocb at a stable address, written by the kernel during `io_submit` (`aio_key`).
 struct IocbCell(std::cell::UnsafeCell<iocb>);
@@ -124,6 +135,8 @@ impl KernelDriver {
                 table: Slab::new(),
                 plugged: VecDeque::new(),
                 spare: Vec::new(),
+                wake_iocb: Box::new(IocbCell(std::cell::UnsafeCell::new(iocb::default()))),
+                wake_pending: false,
             }),
             signal_efd: AtomicBool::new(pool.is_some()),
             ready: Ready::with_eventfd(Arc::clone(&efd)),
@@ -131,6 +144,8 @@ impl KernelDriver {
             pool,
             opts,
             in_flight: AtomicUsize::new(0),
+            getevents_waiters: AtomicUsize::new(0),
+            wake_efd: EventFd::new()?,
         })
     }
 
@@ -178,6 +193,7 @@ impl KernelDriver {
                     let key = state.plugged.pop_front().expect("not empty");
                     if let Some((user_data, buf)) = state.take(key) {
                         self.ready.push([Completion::failed(user_data, &e, buf)]);
+                        self.wake_getevents(&mut state);
                     }
                 }
             }
@@ -196,18 +212,47 @@ impl KernelDriver {
     ) -> io::Result<usize> {
         let mut events = [io_event::default(); 64];
         let max = max.clamp(1, events.len());
-        let n = self.ctx.get_events(min.min(max), &mut events[..max], timeout)?;
+        self.getevents_waiters.fetch_add(1, Ordering::SeqCst);
+        let got = self.ctx.get_events(min.min(max), &mut events[..max], timeout);
+        self.getevents_waiters.fetch_sub(1, Ordering::SeqCst);
+        let n = got?;
+        let mut taken = 0;
         if n > 0 {
             let mut state = self.state();
             for ev in &events[..n] {
+                if ev.data == WAKE_DATA {
+                    state.wake_pending = false;
+                    let _ = self.wake_efd.read();
+                    continue;
+                }
                 if let Some((user_data, buf)) =
                     usize::try_from(ev.data).ok().and_then(|key| state.take(key))
                 {
                     out.push(Completion::new(user_data, ev.res, buf));
+                    taken += 1;
                 }
             }
         }
-        Ok(n)
+        Ok(taken)
+    }
+
+    /// Ends the waits of threads in `io_getevents` — which only kernel completions end — after
+    /// a completion was made here (`ready`): submits a poll request on `wake_efd`, made
+    /// readable, so an event arrives. One at a time; it goes when a harvest takes it.
+    fn wake_getevents(&self, state: &mut State) {
+        if self.getevents_waiters.load(Ordering::SeqCst) == 0 || state.wake_pending {
+            return;
+        }
+        let _ = self.wake_efd.write(1);
+        let mut cb = iocb::poll(self.wake_efd.as_raw_fd(), libc::POLLIN as u16);
+        cb.aio_data = WAKE_DATA;
+        *state.wake_iocb.0.get_mut() = cb;
+        let ptr = state.wake_iocb.0.get();
+        // SAFETY: the iocb lives in the state (boxed, not moved) until the driver is dropped,
+        // after io_destroy has waited for it; the eventfd lives as long.
+        if unsafe { self.ctx.submit(&[ptr]) }.is_ok() {
+            state.wake_pending = true;
+        }
     }
 }
 
@@ -250,16 +295,26 @@ unsafe impl Driver for KernelDriver {
             return Err(Rejected::new(io::Error::from_raw_os_error(libc::EAGAIN), req));
         }
         let mut state = self.state();
-        let key = state.table.vacant_key();
-        let (buf, len) = match req.op {
+        let Request { op, fd, offset, buf, flags, ioprio, user_data } = req;
+        let iocb = match state.spare.pop() {
+            Some(spare) => spare,
+            None => Box::new(IocbCell(std::cell::UnsafeCell::new(iocb::default()))),
+        };
+        let key = state.table.insert(Entry { iocb, buf, user_data });
+        // The iocb is built from the buffer where it rests until the completion is taken: the
+        // table entry (its segments, or its boxed iovec array for the vectored operations).
+        let entry = &mut state.table[key];
+        let (addr, len) = match op {
             Op::Read | Op::Write => {
-                let v = req.buf.iovecs()[0];
+                let v = entry.buf.iovecs()[0];
                 (v.iov_base as u64, v.iov_len as u64)
             }
-            Op::Readv | Op::Writev => (req.buf.iovecs().as_ptr() as u64, req.buf.segments() as u64),
+            Op::Readv | Op::Writev => {
+                (entry.buf.iovecs().as_ptr() as u64, entry.buf.segments() as u64)
+            }
             Op::Fsync | Op::Fdatasync => (0, 0),
         };
-        let opcode = match req.op {
+        let opcode = match op {
             Op::Read => sys::IOCB_CMD_PREAD,
             Op::Write => sys::IOCB_CMD_PWRITE,
             Op::Readv => sys::IOCB_CMD_PREADV,
@@ -267,25 +322,18 @@ unsafe impl Driver for KernelDriver {
             Op::Fsync => sys::IOCB_CMD_FSYNC,
             Op::Fdatasync => sys::IOCB_CMD_FDSYNC,
         };
-        let mut cb = iocb::rw(opcode, req.fd, buf, len, req.offset as i64);
+        // The offset fits: `validate` refused any beyond i64::MAX.
+        let mut cb = iocb::rw(opcode, fd, addr, len, offset as i64);
         if self.signal_efd.load(Ordering::Relaxed) {
             cb = cb.with_resfd(self.efd.as_raw_fd());
         }
         cb.aio_data = key as u64;
-        cb.aio_rw_flags = req.flags.bits();
-        if let Some(p) = req.ioprio {
+        cb.aio_rw_flags = flags.bits();
+        if let Some(p) = ioprio {
             cb.aio_flags |= sys::IOCB_FLAG_IOPRIO;
             cb.aio_reqprio = p.raw() as i16;
         }
-        let iocb = match state.spare.pop() {
-            Some(mut spare) => {
-                *spare.0.get_mut() = cb;
-                spare
-            }
-            None => Box::new(IocbCell(std::cell::UnsafeCell::new(cb))),
-        };
-        let inserted = state.table.insert(Entry { iocb, buf: req.buf, user_data: req.user_data });
-        debug_assert_eq!(inserted, key);
+        *entry.iocb.0.get_mut() = cb;
         state.plugged.push_back(key);
         let full = state.plugged.len() >= self.opts.batch.max(1);
         drop(state);
@@ -338,7 +386,7 @@ unsafe impl Driver for KernelDriver {
             }
             // Room may have been made for requests the kernel refused as full.
             self.submit_plugged()?;
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let left = crate::deadline::left(deadline);
             if left == Some(Duration::ZERO) {
                 return Ok(got);
             }
@@ -367,6 +415,13 @@ unsafe impl Driver for KernelDriver {
         }
     }
 
+    fn wake(&self) {
+        // A waiter polls the eventfd (the pool's completions and ours, `wait_ready`) or sits in
+        // io_getevents.
+        let _ = self.efd.write(1);
+        self.wake_getevents(&mut self.state());
+    }
+
     fn cancel(&self, user_data: u64) -> io::Result<CancelOutcome> {
         let mut state = self.state();
         let found = state
@@ -379,12 +434,12 @@ unsafe impl Driver for KernelDriver {
                 // Not submitted yet: it never runs.
                 state.plugged.remove(pos);
                 let entry = state.table.remove(key);
-                drop(state);
                 self.ready.push([Completion::new(
                     user_data,
                     -i64::from(libc::ECANCELED),
                     entry.buf,
                 )]);
+                self.wake_getevents(&mut state);
                 return Ok(CancelOutcome::Cancelled);
             }
             // SAFETY: the iocb is alive (its entry is in the table, which we hold locked) and is
@@ -393,8 +448,8 @@ unsafe impl Driver for KernelDriver {
                 Ok(None) => Ok(CancelOutcome::Cancelled),
                 Ok(Some(ev)) => {
                     let entry = state.table.remove(key);
-                    drop(state);
                     self.ready.push([Completion::new(user_data, ev.res, entry.buf)]);
+                    self.wake_getevents(&mut state);
                     Ok(CancelOutcome::Cancelled)
                 }
                 // File I/O cannot be cancelled once submitted.

@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::RwLock;
 use std::time::Duration;
 
-use super::ready::{deadline, Ready};
+use super::ready::Ready;
 use super::{CancelOutcome, Completion, Driver, Op, Rejected, Request};
+use crate::deadline::deadline;
 
 /// A RAM disk of a fixed size.
 pub struct MemDriver {
@@ -104,6 +105,10 @@ unsafe impl Driver for MemDriver {
         let n = self.ready.wait(min, max, deadline(timeout), out, true)?;
         self.in_flight.fetch_sub(n, Ordering::SeqCst);
         Ok(n)
+    }
+
+    fn wake(&self) {
+        self.ready.wake();
     }
 
     fn cancel(&self, _user_data: u64) -> io::Result<CancelOutcome> {

@@ -42,11 +42,17 @@
 //!   [`Completion::buf`]: the driver keeps them alive — and the program cannot touch them — while
 //!   the kernel or a worker may use them.
 //! - **Waiting.** `reap(min, max, timeout, out)` takes up to `max` completions, waiting until at
-//!   least `min` are available or the timeout passes (`None`: no limit; zero: do not wait).
-//!   [`Driver::eventfd`] gives a descriptor that becomes readable when completions may be
-//!   waiting, for epoll, tokio's `AsyncFd` or any event loop: read it to reset it, then reap
-//!   without waiting.
-//! - **Cancel** ([`Driver::cancel`]) is best effort and answers at once: [`CancelOutcome`].
+//!   least `min` are available or the timeout passes (`None`, or a timeout too large to reach:
+//!   no limit; zero: do not wait). No wake-up is lost: a completion that another thread takes
+//!   and sets aside, or that a wrapper makes itself ([`Driver::wake`]), ends a wait as a new one
+//!   does. [`Driver::wait_ready`] waits without taking, with a signal mask installed for the
+//!   wait (for callers that must not miss a signal). [`Driver::eventfd`] gives a descriptor that
+//!   becomes readable when completions may be waiting, for epoll, tokio's `AsyncFd` or any event
+//!   loop: read it to reset it, then reap without waiting.
+//! - **Cancel** ([`Driver::cancel`]) is best effort and answers at once: [`CancelOutcome`]. A
+//!   request reported cancelled moved no data: only requests not started, or waiting before
+//!   transferring anything (a read of an empty pipe), are cancelled; one already moving data
+//!   answers [`CancelOutcome::Running`] and completes normally.
 //! - **Drop.** Dropping a driver cancels what it can, waits for what it started to finish, and
 //!   only then frees the buffers; requests accepted but never started are dropped without I/O.
 //!   Completions not reaped are dropped with the driver.
@@ -64,7 +70,7 @@ mod uring;
 
 use std::fmt;
 use std::io;
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 pub use buf::Buf;
@@ -118,38 +124,55 @@ impl Op {
     }
 }
 
-/// One request to a driver.
+/// One request to a driver: a read or write of a [`Buf`], or a sync.
+///
+/// Built only by the constructors, which pick the operation from the buffer (one segment: a
+/// plain read or write; several: the vectored one), so an operation and a buffer that do not
+/// match cannot reach a driver. The fields are private; drivers read them through the
+/// accessors and take the buffer with [`into_buf`](Request::into_buf).
+///
+/// ```
+/// use aio::driver::{Buf, Op, Request};
+/// let one = Request::read(0, Buf::for_readv(vec![vec![0u8; 512]]), 0, 1);
+/// assert_eq!(one.op(), Op::Read);
+/// let two = Request::read(0, Buf::for_readv(vec![vec![0u8; 512], vec![0u8; 512]]), 0, 2);
+/// assert_eq!(two.op(), Op::Readv);
+/// ```
+///
+/// An operation cannot be paired with a buffer by hand:
+///
+/// ```compile_fail
+/// use aio::driver::{Buf, Op, Request};
+/// let r = Request::new(Op::Readv, 0, 0, Buf::for_read(vec![0u8; 512]), 0);
+/// ```
+///
+/// ```compile_fail
+/// use aio::driver::{Buf, Op, Request};
+/// let r = Request { op: Op::Readv, ..Request::fsync(0, 0) };
+/// ```
 #[derive(Debug)]
 pub struct Request {
-    /// What to do.
-    pub op: Op,
-    /// The file. Drivers that are devices themselves (the memory driver) ignore it.
-    pub fd: RawFd,
-    /// The file offset.
-    pub offset: u64,
-    /// The buffers (none for fsync).
-    pub buf: Buf,
-    /// `RWF_*` flags for reads and writes.
-    pub flags: RwFlags,
-    /// An I/O priority, where the driver can apply one.
-    pub ioprio: Option<IoPriority>,
-    /// The caller's value, returned in the completion; also the key for [`Driver::cancel`].
-    pub user_data: u64,
+    op: Op,
+    fd: RawFd,
+    offset: u64,
+    buf: Buf,
+    flags: RwFlags,
+    ioprio: Option<IoPriority>,
+    user_data: u64,
 }
 
 impl Request {
-    /// A request with no flags and no priority.
-    pub fn new(op: Op, fd: RawFd, offset: u64, buf: Buf, user_data: u64) -> Request {
+    fn new(op: Op, fd: RawFd, offset: u64, buf: Buf, user_data: u64) -> Request {
         Request { op, fd, offset, buf, flags: RwFlags::empty(), ioprio: None, user_data }
     }
 
-    /// A read into `buf` at `offset`.
+    /// A read into `buf` at `offset` (`pread` for one segment, `preadv` for several).
     pub fn read(fd: RawFd, buf: Buf, offset: u64, user_data: u64) -> Request {
         let op = if buf.segments() == 1 { Op::Read } else { Op::Readv };
         Request::new(op, fd, offset, buf, user_data)
     }
 
-    /// A write of `buf` at `offset`.
+    /// A write of `buf` at `offset` (`pwrite` for one segment, `pwritev` for several).
     pub fn write(fd: RawFd, buf: Buf, offset: u64, user_data: u64) -> Request {
         let op = if buf.segments() == 1 { Op::Write } else { Op::Writev };
         Request::new(op, fd, offset, buf, user_data)
@@ -175,6 +198,70 @@ impl Request {
     pub fn with_ioprio(mut self, prio: IoPriority) -> Request {
         self.ioprio = Some(prio);
         self
+    }
+
+    /// What it does.
+    pub fn op(&self) -> Op {
+        self.op
+    }
+
+    /// The file. Drivers that are devices themselves (the memory driver) ignore it.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// The file offset.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The buffers (none for a sync).
+    pub fn buf(&self) -> &Buf {
+        &self.buf
+    }
+
+    /// `RWF_*` flags for reads and writes.
+    pub fn flags(&self) -> RwFlags {
+        self.flags
+    }
+
+    /// The I/O priority, if one was asked for.
+    pub fn ioprio(&self) -> Option<IoPriority> {
+        self.ioprio
+    }
+
+    /// The caller's value, returned in the completion; also the key for [`Driver::cancel`].
+    pub fn user_data(&self) -> u64 {
+        self.user_data
+    }
+
+    /// Replaces the caller's value.
+    pub fn set_user_data(&mut self, user_data: u64) {
+        self.user_data = user_data;
+    }
+
+    /// Copies `src` into the buffers, in order, as a read that completes at once does; returns
+    /// how many bytes fit (none into a read-only buffer).
+    pub fn scatter(&mut self, src: &[u8]) -> usize {
+        self.buf.scatter(src)
+    }
+
+    /// Shortens the buffers to at most `len` bytes (the request then transfers no more).
+    pub fn truncate(&mut self, len: usize) {
+        self.buf.truncate(len);
+    }
+
+    /// Keeps `obj` alive until the request completes and its buffers are dropped — for
+    /// instance the file it is for, so its descriptor cannot close (and its number be reused)
+    /// while a driver may still use it. See [`Buf::keep_alive`].
+    pub fn keep_alive(mut self, obj: std::sync::Arc<dyn std::any::Any + Send + Sync>) -> Request {
+        self.buf = self.buf.keep_alive(obj);
+        self
+    }
+
+    /// The buffers, given back (for a completion, or a request that will not run).
+    pub fn into_buf(self) -> Buf {
+        self.buf
     }
 
     /// Checks what every driver requires: an offset the kernel accepts, buffers that match the
@@ -316,6 +403,11 @@ impl Rejected {
     pub fn is_full(&self) -> bool {
         self.error.raw_os_error() == Some(libc::EAGAIN)
     }
+
+    /// The request's buffers, given back.
+    pub fn into_buf(self) -> Buf {
+        self.request.into_buf()
+    }
 }
 
 impl fmt::Debug for Rejected {
@@ -423,6 +515,37 @@ pub unsafe trait Driver: Send + Sync {
         Ok(self.flush().map(|()| 0))
     }
 
+    /// Waits until completions may be ready to reap, `timeout` passes (`None`: no limit), or
+    /// a signal arrives (`ErrorKind::Interrupted`), with `sigmask` — if given — as the thread's
+    /// signal mask for the duration of the wait, installed atomically as `ppoll` does: a
+    /// caller that checks its condition with signals blocked and then waits here loses no
+    /// signal. Takes nothing ([`reap`](Self::reap) or [`poll`](Self::poll) afterwards) and may
+    /// return early. A completion another thread made or set aside for reaping while this
+    /// thread waits ends the wait ([`wake`](Self::wake)).
+    ///
+    /// Like `reap`, it first starts what was queued: a wait for requests never started would
+    /// not end. The default then waits on [`eventfd`](Self::eventfd) with `ppoll`, and resets
+    /// it.
+    fn wait_ready(
+        &self,
+        timeout: Option<Duration>,
+        sigmask: Option<&libc::sigset_t>,
+    ) -> io::Result<()> {
+        self.flush()?;
+        let efd = self.eventfd()?;
+        let mut fds = [libc::pollfd { fd: efd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+        if crate::sys::fs::ppoll(&mut fds, timeout, sigmask)? > 0 {
+            let _ = crate::sys::fs::eventfd_read(efd);
+        }
+        Ok(())
+    }
+
+    /// Ends, soon, the waits of threads blocked in [`reap`](Self::reap) or
+    /// [`wait_ready`](Self::wait_ready) (they return with what is ready, maybe nothing): for
+    /// wrappers that make completions of their own, which the wrapped driver's wait cannot
+    /// see. Does nothing when no one waits.
+    fn wake(&self);
+
     /// Tries to cancel the request in flight with this `user_data`.
     fn cancel(&self, user_data: u64) -> io::Result<CancelOutcome>;
 
@@ -468,6 +591,16 @@ macro_rules! forward_driver {
             ) -> Result<io::Result<usize>, io::Error> {
                 // SAFETY: forwarded from the caller.
                 unsafe { (**self).queue_raw_and_reap(io, max, out) }
+            }
+            fn wait_ready(
+                &self,
+                timeout: Option<Duration>,
+                sigmask: Option<&libc::sigset_t>,
+            ) -> io::Result<()> {
+                (**self).wait_ready(timeout, sigmask)
+            }
+            fn wake(&self) {
+                (**self).wake()
             }
             fn cancel(&self, user_data: u64) -> io::Result<CancelOutcome> {
                 (**self).cancel(user_data)

@@ -7,17 +7,25 @@
 //! page-cache hit to serve). So page-cache hits are served by one busy thread, as glibc serves
 //! one file, and slow devices get many requests in flight at once. Workers exit after
 //! [`PoolOptions::idle`] without work.
+//!
+//! Reads and writes of streams (pipes, FIFOs, sockets), which may wait for the other end for
+//! as long as it likes, never hold a worker while they wait: a worker tries them without
+//! waiting (`RWF_NOWAIT`), and one that would wait before moving a byte is parked with a
+//! poller thread until its descriptor is ready, then tried again. So requests that may never
+//! finish (reads of an empty pipe) cannot take every worker and starve the others; and a
+//! parked request can be cancelled, having moved nothing.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::ready::{deadline, Ready};
+use super::ready::Ready;
 use super::{CancelOutcome, Completion, Driver, Op, Rejected, Request};
+use crate::deadline::deadline;
 use crate::sys;
 use crate::EventFd;
 
@@ -63,6 +71,17 @@ struct Shared {
     /// then does not move it far; a device that blocks every request does.
     slow: AtomicU32,
     workers: Mutex<Vec<JoinHandle<()>>>,
+    /// Stream requests waiting for their descriptor to be ready (see the module doc).
+    parked: Mutex<Parked>,
+    /// Written to make the poller look at `parked` again (or stop).
+    poke: EventFd,
+}
+
+/// Parked requests, by descriptor, each with the `poll` events it waits for; and the poller.
+#[derive(Default)]
+struct Parked {
+    by_fd: HashMap<RawFd, VecDeque<(Request, libc::c_short)>>,
+    poller: Option<JoinHandle<()>>,
 }
 
 #[derive(Default)]
@@ -119,6 +138,8 @@ impl PoolDriver {
                 spinning: AtomicBool::new(false),
                 slow: AtomicU32::new(0),
                 workers: Mutex::new(Vec::new()),
+                parked: Mutex::new(Parked::default()),
+                poke: EventFd::new().expect("an eventfd for the pool's poller"),
             }),
         }
     }
@@ -284,7 +305,15 @@ fn worker(shared: &Arc<Shared>, mut standby: bool) {
             }
         }
         let started = Instant::now();
-        let res = execute(&mut req);
+        let res = match execute(&mut req) {
+            Exec::Done(res) => res,
+            Exec::Wait(events) => {
+                // Nothing moved: wait for the descriptor, without this worker.
+                last = Some(req.user_data);
+                shared.park(req, events);
+                continue;
+            }
+        };
         let score = shared.slow.load(Ordering::Relaxed);
         let score = if started.elapsed() > FAST {
             (score + 1).min(SLOW_MAX)
@@ -298,10 +327,24 @@ fn worker(shared: &Arc<Shared>, mut standby: bool) {
     }
 }
 
+/// What running a request came to.
+enum Exec {
+    /// Its result: bytes, or a negated errno.
+    Done(i64),
+    /// A stream that is not ready: nothing moved; wait for these `poll` events.
+    Wait(libc::c_short),
+}
+
 /// Runs one request with a blocking system call, retrying on `EINTR`. On a descriptor without
 /// positions (a pipe, a socket: `ESPIPE`) the offset is ignored, as glibc's POSIX AIO does.
-fn execute(req: &mut Request) -> i64 {
+/// A stream is tried without waiting (see the module doc).
+fn execute(req: &mut Request) -> Exec {
     let flags = req.flags.bits();
+    let stream = matches!(req.op, Op::Read | Op::Readv | Op::Write | Op::Writev)
+        && sys::io::is_stream(req.fd);
+    if stream {
+        return execute_stream(req, flags);
+    }
     let mut positioned = true;
     loop {
         let iov = req.buf.iovecs();
@@ -328,12 +371,250 @@ fn execute(req: &mut Request) -> i64 {
             Op::Fdatasync => sys::io::fdatasync(req.fd).map(|()| 0),
         };
         match result {
-            Ok(n) => return n as i64,
+            Ok(n) => return Exec::Done(n as i64),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if e.raw_os_error() == Some(libc::ESPIPE) && positioned && flags == 0 => {
                 positioned = false;
             }
-            Err(e) => return -i64::from(e.raw_os_error().unwrap_or(libc::EIO)),
+            Err(e) => return Exec::Done(errno_result(&e)),
+        }
+    }
+}
+
+fn errno_result(e: &io::Error) -> i64 {
+    -i64::from(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// A read or write of a stream, at its position (the offset means nothing there): without
+/// waiting first; if nothing can move, [`Exec::Wait`]. A write that moved some bytes goes on,
+/// waiting, until all are written, as a blocking write does.
+fn execute_stream(req: &mut Request, flags: libc::c_int) -> Exec {
+    let read = req.op.is_read();
+    let nowait = |iov: &[libc::iovec]| {
+        // SAFETY: as in `execute`: the request's buffers are valid for the call, writable for
+        // a read.
+        unsafe {
+            if read {
+                sys::io::readv2(req.fd, iov, flags | libc::RWF_NOWAIT)
+            } else {
+                sys::io::writev2(req.fd, iov, flags | libc::RWF_NOWAIT)
+            }
+        }
+    };
+    let first = loop {
+        match nowait(req.buf.iovecs()) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => break r,
+        }
+    };
+    let supported = !matches!(&first, Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP));
+    let moved = match first {
+        Ok(n) => n,
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+            return Exec::Wait(if read { libc::POLLIN } else { libc::POLLOUT });
+        }
+        // No RWF_NOWAIT here (before Linux 4.14, or this kind of stream): the plain call,
+        // which may hold this worker.
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => 0,
+        Err(e) => return Exec::Done(errno_result(&e)),
+    };
+    let total = req.buf.len();
+    if read && supported || moved == total {
+        return Exec::Done(moved as i64);
+    }
+    // The rest, waiting as a blocking call would: a write that began finishes; a read or write
+    // without RWF_NOWAIT support runs as it always did.
+    let mut done = moved;
+    let iov: Vec<libc::iovec> = req.buf.iovecs().to_vec();
+    while done < total {
+        let rest = skip(&iov, done);
+        // SAFETY: as above.
+        let r = unsafe {
+            if read {
+                sys::io::readv(req.fd, &rest)
+            } else {
+                sys::io::writev(req.fd, &rest)
+            }
+        };
+        match r {
+            Ok(0) => break,
+            Ok(n) => {
+                done += n;
+                if read {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) if done > 0 => break,
+            Err(e) => return Exec::Done(errno_result(&e)),
+        }
+    }
+    Exec::Done(done as i64)
+}
+
+/// The segments of `iov` after the first `n` bytes.
+fn skip(iov: &[libc::iovec], mut n: usize) -> Vec<libc::iovec> {
+    let mut out = Vec::with_capacity(iov.len());
+    for v in iov {
+        if n >= v.iov_len {
+            n -= v.iov_len;
+            continue;
+        }
+        out.push(libc::iovec {
+            // SAFETY: `n < iov_len`, so the result stays inside the segment.
+            iov_base: unsafe { v.iov_base.cast::<u8>().add(n) }.cast(),
+            iov_len: v.iov_len - n,
+        });
+        n = 0;
+    }
+    out
+}
+
+impl Shared {
+    /// Hands a request to the workers: a sleeping one takes it, or a new one starts (or a
+    /// standby, which takes requests over if the busy workers look stuck: see `worker`).
+    /// `front`: ahead of the others (a parked request whose descriptor became ready).
+    fn enqueue(self: &Arc<Self>, req: Request, front: bool) -> Result<(), Rejected> {
+        let mut jobs = self.jobs();
+        if jobs.shutdown {
+            return Err(Rejected::new(io::Error::other("the pool is shutting down"), req));
+        }
+        let wake = jobs.idle > 0;
+        let spawn = !wake && jobs.threads == 0;
+        let standby = !wake && !spawn && !jobs.standby && jobs.threads < self.opts.threads;
+        if spawn || standby {
+            jobs.threads += 1;
+        }
+        jobs.standby |= standby;
+        if front {
+            jobs.queue.push_front((req, Instant::now()));
+        } else {
+            jobs.queue.push_back((req, Instant::now()));
+        }
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        drop(jobs);
+        if wake {
+            self.work.notify_one();
+        }
+        if standby && self.spawn_worker(true).is_err() {
+            self.jobs().standby = false;
+        }
+        if spawn {
+            if let Err(e) = self.spawn_worker(false) {
+                let mut jobs = self.jobs();
+                // With no worker at all the request would never run: give it back.
+                if jobs.threads == 0 {
+                    let taken = if front { jobs.queue.pop_front() } else { jobs.queue.pop_back() };
+                    if let Some((req, _)) = taken {
+                        self.queued.fetch_sub(1, Ordering::Relaxed);
+                        return Err(Rejected::new(
+                            io::Error::new(e.kind(), format!("cannot start a worker thread: {e}")),
+                            req,
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn parked(&self) -> MutexGuard<'_, Parked> {
+        self.parked.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Parks a stream request until its descriptor shows `events`, starting the poller if
+    /// needed.
+    fn park(self: &Arc<Self>, req: Request, events: libc::c_short) {
+        let mut parked = self.parked();
+        parked.by_fd.entry(req.fd).or_default().push_back((req, events));
+        if parked.poller.is_none() {
+            let shared = Arc::clone(self);
+            let spawned = std::thread::Builder::new()
+                .name("aio-pool-poll".into())
+                .spawn(move || poller(&shared));
+            match spawned {
+                Ok(handle) => parked.poller = Some(handle),
+                Err(_) => {
+                    // No poller: the request runs again at once, as a plain blocking call
+                    // would have waited, rather than wait for nothing.
+                    let by_fd = std::mem::take(&mut parked.by_fd);
+                    drop(parked);
+                    for (req, _) in by_fd.into_values().flatten() {
+                        self.resume(req);
+                    }
+                    return;
+                }
+            }
+        }
+        drop(parked);
+        let _ = self.poke.write(1);
+    }
+
+    /// Back to the workers, first in line; if the pool is shutting down, dropped unrun.
+    fn resume(self: &Arc<Self>, req: Request) {
+        if let Err(r) = self.enqueue(req, true) {
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
+            drop(r);
+        }
+    }
+}
+
+/// The poller: waits, with `poll`, for the descriptors of parked requests, and sends the
+/// requests whose descriptor is ready back to the workers — for each ready event, the first
+/// request waiting for it (the others stay: one byte in a pipe serves one read). Stops when the
+/// pool shuts down.
+fn poller(shared: &Arc<Shared>) {
+    let mut fds: Vec<libc::pollfd> = Vec::new();
+    loop {
+        fds.clear();
+        fds.push(libc::pollfd { fd: shared.poke.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        {
+            let parked = shared.parked();
+            for (&fd, reqs) in &parked.by_fd {
+                let events = reqs.iter().fold(0, |e, (_, want)| e | want);
+                fds.push(libc::pollfd { fd, events, revents: 0 });
+            }
+        }
+        if shared.jobs().shutdown {
+            return;
+        }
+        match sys::fs::poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => std::thread::sleep(Duration::from_millis(1)),
+        }
+        if fds[0].revents != 0 {
+            let _ = shared.poke.read();
+        }
+        let mut ready = Vec::new();
+        {
+            let mut parked = shared.parked();
+            for pfd in &fds[1..] {
+                if pfd.revents == 0 {
+                    continue;
+                }
+                let Some(reqs) = parked.by_fd.get_mut(&pfd.fd) else { continue };
+                // An error or hang-up ends every wait (the calls then say what happened);
+                // readiness serves the first request waiting for it.
+                let all = pfd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0;
+                let mut served = 0;
+                let mut keep = VecDeque::with_capacity(reqs.len());
+                while let Some((req, want)) = reqs.pop_front() {
+                    if all || (pfd.revents & want != 0 && served & want == 0) {
+                        served |= want;
+                        ready.push(req);
+                    } else {
+                        keep.push_back((req, want));
+                    }
+                }
+                *reqs = keep;
+                if reqs.is_empty() {
+                    parked.by_fd.remove(&pfd.fd);
+                }
+            }
+        }
+        for req in ready {
+            shared.resume(req);
         }
     }
 }
@@ -353,46 +634,10 @@ unsafe impl Driver for PoolDriver {
         if shared.in_flight.load(Ordering::Relaxed) >= shared.opts.capacity {
             return Err(Rejected::new(io::Error::from_raw_os_error(libc::EAGAIN), req));
         }
-        let mut jobs = shared.jobs();
-        if jobs.shutdown {
-            return Err(Rejected::new(io::Error::other("the pool is shutting down"), req));
-        }
-        // A sleeping worker takes it; else the first worker starts, or a standby that takes
-        // requests over if the busy workers turn out to be stuck (see `worker`).
-        let wake = jobs.idle > 0;
-        let spawn = !wake && jobs.threads == 0;
-        let standby = !wake && !spawn && !jobs.standby && jobs.threads < shared.opts.threads;
-        if spawn || standby {
-            jobs.threads += 1;
-        }
-        jobs.standby |= standby;
-        jobs.queue.push_back((req, Instant::now()));
-        shared.queued.fetch_add(1, Ordering::Relaxed);
         shared.in_flight.fetch_add(1, Ordering::Relaxed);
-        drop(jobs);
-        if wake {
-            shared.work.notify_one();
-        }
-        if standby && shared.spawn_worker(true).is_err() {
-            shared.jobs().standby = false;
-        }
-        if spawn {
-            if let Err(e) = shared.spawn_worker(false) {
-                let mut jobs = shared.jobs();
-                // With no worker at all the request would never run: give it back.
-                if jobs.threads == 0 {
-                    if let Some((req, _)) = jobs.queue.pop_back() {
-                        shared.queued.fetch_sub(1, Ordering::Relaxed);
-                        shared.in_flight.fetch_sub(1, Ordering::Relaxed);
-                        return Err(Rejected::new(
-                            io::Error::new(e.kind(), format!("cannot start a worker thread: {e}")),
-                            req,
-                        ));
-                    }
-                }
-            }
-        }
-        Ok(())
+        shared.enqueue(req, false).inspect_err(|_| {
+            shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+        })
     }
 
     fn flush(&self) -> io::Result<()> {
@@ -413,6 +658,10 @@ unsafe impl Driver for PoolDriver {
         Ok(n)
     }
 
+    fn wake(&self) {
+        self.shared.ready.wake();
+    }
+
     fn cancel(&self, user_data: u64) -> io::Result<CancelOutcome> {
         let mut jobs = self.shared.jobs();
         if let Some(pos) = jobs.queue.iter().position(|(r, _)| r.user_data == user_data) {
@@ -426,11 +675,28 @@ unsafe impl Driver for PoolDriver {
             )]);
             return Ok(CancelOutcome::Cancelled);
         }
-        Ok(if jobs.running.iter().any(|&(u, _)| u == user_data) {
-            CancelOutcome::Running
-        } else {
-            CancelOutcome::NotFound
-        })
+        if jobs.running.iter().any(|&(u, _)| u == user_data) {
+            return Ok(CancelOutcome::Running);
+        }
+        drop(jobs);
+        // Parked: waiting for its stream, nothing moved.
+        let mut parked = self.shared.parked();
+        let found = parked.by_fd.iter_mut().find_map(|(&fd, reqs)| {
+            let pos = reqs.iter().position(|(r, _)| r.user_data == user_data)?;
+            Some((fd, reqs.remove(pos)?.0))
+        });
+        let Some((fd, req)) = found else { return Ok(CancelOutcome::NotFound) };
+        if parked.by_fd.get(&fd).is_some_and(VecDeque::is_empty) {
+            parked.by_fd.remove(&fd);
+        }
+        drop(parked);
+        let _ = self.shared.poke.write(1);
+        self.shared.ready.push([Completion::new(
+            req.user_data,
+            -i64::from(libc::ECANCELED),
+            req.buf,
+        )]);
+        Ok(CancelOutcome::Cancelled)
     }
 
     fn eventfd(&self) -> io::Result<BorrowedFd<'_>> {
@@ -453,6 +719,15 @@ impl Drop for PoolDriver {
         };
         drop(not_started);
         self.shared.work.notify_all();
+        let poller = {
+            let mut parked = self.shared.parked();
+            parked.by_fd.clear();
+            parked.poller.take()
+        };
+        let _ = self.shared.poke.write(1);
+        if let Some(p) = poller {
+            let _ = p.join();
+        }
         let workers = std::mem::take(
             &mut *self.shared.workers.lock().unwrap_or_else(PoisonError::into_inner),
         );

@@ -54,6 +54,17 @@ impl Ready {
         }
     }
 
+    /// Makes waiters look again: a reaper asleep in [`wait`](Self::wait) re-checks the queue,
+    /// and a `ppoll` on the eventfd returns. Sticky for the eventfd: a wait that starts after
+    /// this returns at once.
+    pub(crate) fn wake(&self) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            crate::sys::posix::futex_wake_all(&self.seq);
+        }
+        self.signal();
+    }
+
     /// Signals the eventfd, if anyone asked for it.
     pub(crate) fn signal(&self) {
         if let Some(efd) = self.efd.get() {
@@ -136,9 +147,4 @@ impl Ready {
         }
         Ok(self.efd.get().expect("set above").as_fd())
     }
-}
-
-/// A deadline `timeout` from now (`None`: none).
-pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.map(|t| Instant::now() + t)
 }

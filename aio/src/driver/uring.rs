@@ -21,21 +21,32 @@ use std::time::{Duration, Instant};
 use io_uring::{opcode, squeue, types, IoUring};
 use slab::Slab;
 
-use super::ready::deadline;
 use super::{Buf, CancelOutcome, Completion, Driver, Op, RawIo, Rejected, Request};
 use crate::buf::{AlignedBuf, IoBuf, IoBufMut};
+use crate::deadline::deadline;
 use crate::EventFd;
 
 /// Submission entries whose completions are cancellation results, not requests.
 const CANCEL_TAG: u64 = 1 << 63;
 /// Marks the `user_data` of a raw request's entry: its key in `Inner::raw`.
 const RAW_TAG: u64 = 1 << 62;
+/// The `user_data` of a no-op posted only to end a wait in the kernel (see `wake_waiters`).
+const WAKE_TAG: u64 = 1 << 61;
+
+/// Reads and writes of buffered files at least this long go to the kernel's workers
+/// (`IOSQE_ASYNC`) instead of being copied inside the submitting system call, so that a submit
+/// returns in about the same time whatever its size. Smaller ones are served inline when the
+/// data is cached, which is faster than a trip to a worker.
+pub const ASYNC_MIN_LEN: usize = 128 << 10;
 
 /// How a [`UringDriver`] is set up.
 #[derive(Debug, Clone)]
 pub struct UringOptions {
-    /// Submission queue entries (the completion queue gets twice as many).
+    /// Submission queue entries.
     pub entries: u32,
+    /// Completion queue entries, which bound the requests in flight at once (`None`: twice
+    /// `entries`).
+    pub cq_entries: Option<u32>,
     /// A kernel thread polls the submission queue, sleeping after this idle time (`SQPOLL`).
     pub sqpoll: Option<Duration>,
     /// Registers this many buffers of this size (`IORING_REGISTER_BUFFERS`), lent out by
@@ -56,6 +67,7 @@ impl Default for UringOptions {
     fn default() -> UringOptions {
         UringOptions {
             entries: 256,
+            cq_entries: None,
             sqpoll: None,
             fixed_buffers: None,
             fixed_files: 0,
@@ -104,11 +116,35 @@ pub struct UringDriver {
     /// Most requests in the kernel at once: the completion queue's size.
     capacity: usize,
     in_flight: AtomicUsize,
+    /// Threads waiting in the kernel for completions (see `wake_waiters`); changed under
+    /// `inner` before such a wait begins.
+    waiters: AtomicUsize,
 }
 
 struct Entry {
     buf: Buf,
     user_data: u64,
+}
+
+/// A request's fields other than its buffer and `user_data`, which go to the table.
+struct Meta {
+    op: Op,
+    fd: RawFd,
+    offset: u64,
+    flags: super::RwFlags,
+    ioprio: Option<super::IoPriority>,
+}
+
+/// `IOSQE_ASYNC` for a read or write of `len` bytes of `fd` that would copy a lot inside the
+/// submitting system call: at least [`ASYNC_MIN_LEN`] bytes of a buffered file. (An `O_DIRECT`
+/// request is only started by that call, whatever its size.)
+fn async_flag(fd: RawFd, len: usize) -> squeue::Flags {
+    let direct = || crate::sys::fs::status_flags_of(fd).is_ok_and(|f| f & libc::O_DIRECT != 0);
+    if len >= ASYNC_MIN_LEN && !direct() {
+        squeue::Flags::ASYNC
+    } else {
+        squeue::Flags::empty()
+    }
 }
 
 /// Where [`UringDriver::harvest`] puts the completions it takes.
@@ -159,8 +195,9 @@ impl UringDriver {
     /// locked memory) or lacks an operation the driver needs.
     pub fn new(opts: UringOptions) -> io::Result<UringDriver> {
         let entries = opts.entries.clamp(1, 32768).next_power_of_two();
+        let cq_entries = opts.cq_entries.unwrap_or(entries * 2).clamp(entries, 1 << 20);
         let mut builder = IoUring::builder();
-        builder.setup_cqsize(entries * 2);
+        builder.setup_cqsize(cq_entries);
         if let Some(idle) = opts.sqpoll {
             builder.setup_sqpoll(u32::try_from(idle.as_millis()).unwrap_or(u32::MAX));
         }
@@ -209,6 +246,7 @@ impl UringDriver {
             coop,
             capacity,
             in_flight: AtomicUsize::new(0),
+            waiters: AtomicUsize::new(0),
         })
     }
 
@@ -288,10 +326,11 @@ impl UringDriver {
         prio: u16,
     ) -> squeue::Entry {
         let fixed = self.fixed.as_ref().and_then(|f| f.index_of(ptr, len));
+        let flags_sq = async_flag(fd, len);
         // An entry says at most 4 GiB: beyond, the transfer is short (the kernel stops at 2 GiB
-        // anyway).
+        // anyway, as for pread).
         let len = len.min(u32::MAX as usize) as u32;
-        match (write, fixed) {
+        let entry = match (write, fixed) {
             (false, Some(i)) => with_file!(slot, fd, ReadFixed::new(ptr, len, i))
                 .offset(offset)
                 .rw_flags(flags)
@@ -312,14 +351,18 @@ impl UringDriver {
                 .rw_flags(flags)
                 .ioprio(prio)
                 .build(),
-        }
+        };
+        entry.flags(flags_sq)
     }
 
-    fn entry_for(&self, req: &Request, key: u64) -> squeue::Entry {
+    /// The entry for request `req` whose buffer is `buf`: the one in the table, where it rests
+    /// until the completion is taken, since the entry points into it (its `iovec` array, for
+    /// the vectored operations).
+    fn entry_for(&self, req: &Meta, buf: &Buf, key: u64) -> squeue::Entry {
         let slot = self.file_slot(req.fd);
         let prio = req.ioprio.map_or(0, |p| p.raw());
         let flags = req.flags.bits();
-        let iov = req.buf.iovecs();
+        let iov = buf.iovecs();
         let entry = match req.op {
             Op::Read | Op::Write => {
                 let ptr = iov[0].iov_base.cast::<u8>();
@@ -330,12 +373,14 @@ impl UringDriver {
                 .offset(req.offset)
                 .rw_flags(flags)
                 .ioprio(prio)
-                .build(),
+                .build()
+                .flags(async_flag(req.fd, buf.len())),
             Op::Writev => with_file!(slot, req.fd, Writev::new(iov.as_ptr(), iov.len() as u32))
                 .offset(req.offset)
                 .rw_flags(flags)
                 .ioprio(prio)
-                .build(),
+                .build()
+                .flags(async_flag(req.fd, buf.len())),
             Op::Fsync => with_file!(slot, req.fd, Fsync::new()).build(),
             Op::Fdatasync => {
                 with_file!(slot, req.fd, Fsync::new()).flags(types::FsyncFlags::DATASYNC).build()
@@ -400,11 +445,17 @@ impl UringDriver {
         let mut cq = unsafe { self.ring.completion_shared() };
         cq.sync();
         let mut got = 0;
+        let parked_before = inner.parked.len();
+        let mut cancel_results = false;
         while got < max {
             let Some(e) = cq.next() else { break };
             let (data, res) = (e.user_data(), i64::from(e.result()));
+            if data == WAKE_TAG {
+                continue;
+            }
             if data & CANCEL_TAG != 0 {
                 inner.cancels.insert(data, res as i32);
+                cancel_results = true;
                 continue;
             }
             if data & RAW_TAG != 0 {
@@ -436,29 +487,64 @@ impl UringDriver {
             }
             got += 1;
         }
+        drop(cq);
+        if inner.parked.len() > parked_before || cancel_results {
+            self.wake_waiters(inner);
+        }
         got
     }
 
-    /// Waits in the kernel for `want` completions, or until `timeout`.
-    fn wait(&self, want: usize, timeout: Option<Duration>) -> io::Result<()> {
-        let result = match timeout {
-            None => self.ring.submitter().submit_and_wait(want).map(drop),
-            Some(t) if self.probe.ext_arg => {
-                let ts = types::Timespec::from(t);
-                let args = types::SubmitArgs::new().timespec(&ts);
-                self.ring.submitter().submit_with_args(want, &args).map(drop)
+    /// Waits in the kernel for `want` completions, or until `timeout` (`None`, or too large to
+    /// say: no limit), with `sigmask` (if given) as the signal mask during the wait.
+    fn wait(
+        &self,
+        want: usize,
+        timeout: Option<Duration>,
+        sigmask: Option<&libc::sigset_t>,
+    ) -> io::Result<()> {
+        // A timeout the kernel's timespec cannot hold is no timeout.
+        let timeout = timeout.filter(|t| i64::try_from(t.as_secs()).is_ok());
+        let result = match (timeout, sigmask) {
+            (None, None) => self.ring.submitter().submit_and_wait(want).map(drop),
+            _ if self.probe.ext_arg => {
+                let want = u32::try_from(want).unwrap_or(u32::MAX);
+                crate::sys::uring::enter_wait(self.ring.as_raw_fd(), want, timeout, sigmask)
             }
-            Some(t) => {
+            _ => {
                 // Before Linux 5.11: the ring's descriptor is readable when completions wait.
                 let mut fds =
                     [libc::pollfd { fd: self.ring.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
-                crate::sys::fs::poll(&mut fds, Some(t)).map(drop)
+                crate::sys::fs::ppoll(&mut fds, timeout, sigmask).map(drop)
             }
         };
         match result {
             Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EBUSY)) => Ok(()),
             r => r,
         }
+    }
+
+    /// Ends the waits of threads waiting in the kernel for completions (by posting a no-op's):
+    /// called, with `inner` held, after completions went somewhere such a wait cannot see
+    /// (`parked`), so none of them sleeps while completions are ready.
+    fn wake_waiters(&self, inner: &mut Inner) {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.post_wake(inner);
+        }
+    }
+
+    /// Posts a no-op whose completion (which `harvest` drops) ends a wait in the kernel.
+    fn post_wake(&self, inner: &mut Inner) {
+        let nop = opcode::Nop::new().build().user_data(WAKE_TAG);
+        // SAFETY: holding `inner` makes this the only handle to the submission queue; a no-op
+        // points at no memory.
+        let pushed = unsafe { self.ring.submission_shared().push(&nop) }.is_ok();
+        if pushed {
+            // SAFETY: as above.
+            unsafe { self.ring.submission_shared() }.sync();
+        }
+        // A full submission queue is submitted here too: its entries may not be started yet.
+        let _ = self.ring.submit();
+        let _ = inner;
     }
 
     /// Requests in the kernel's hands (so many completions may come).
@@ -472,13 +558,13 @@ impl UringDriver {
         if Self::submitted(inner) >= self.capacity {
             return Err(Rejected::new(io::Error::from_raw_os_error(libc::EAGAIN), req));
         }
-        let key = inner.table.vacant_key();
-        let sqe = self.entry_for(&req, key as u64);
         let Request { op, fd, offset, buf, flags, ioprio, user_data } = req;
-        // The entry was built from the buffer's addresses; moving the Buf does not move them.
-        inner.table.insert(Entry { buf, user_data });
-        // SAFETY: the entry points into the request's buffer (and iovec array), owned by the
-        // table until the completion for `key` is taken off the completion queue.
+        let meta = Meta { op, fd, offset, flags, ioprio };
+        let key = inner.table.insert(Entry { buf, user_data });
+        let sqe = self.entry_for(&meta, &inner.table[key].buf, key as u64);
+        // SAFETY: the entry points into the request's buffer (and iovec array) as it rests in
+        // the table, which owns it until the completion for `key` is taken off the completion
+        // queue.
         if let Err(e) = unsafe { self.push(inner, &sqe) } {
             let Entry { buf, user_data } = inner.table.remove(key);
             return Err(Rejected::new(
@@ -592,30 +678,64 @@ unsafe impl Driver for UringDriver {
         out: &mut Vec<Completion>,
     ) -> io::Result<usize> {
         let min = min.min(max);
-        let mut got = {
-            let mut inner = self.inner();
-            self.flush_for_reap(&mut inner)?;
-            self.take(&mut inner, max, out)
-        };
-        if got < min {
-            let deadline = deadline(timeout);
-            loop {
-                let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-                if left == Some(Duration::ZERO) {
-                    break;
-                }
-                match self.wait(min - got, left) {
-                    Err(e) if got == 0 => return Err(e),
-                    Err(_) => break,
-                    Ok(()) => {}
-                }
-                got += self.take(&mut self.inner(), max - got, out);
+        let deadline = deadline(timeout);
+        let mut got = 0;
+        loop {
+            let left = {
+                let mut inner = self.inner();
+                // What was queued (by any thread) goes to the kernel before the wait, which
+                // submits nothing itself.
+                self.flush_for_reap(&mut inner)?;
+                got += self.take(&mut inner, max - got, out);
                 if got >= min {
-                    break;
+                    return Ok(got);
                 }
+                let left = crate::deadline::left(deadline);
+                if left == Some(Duration::ZERO) {
+                    return Ok(got);
+                }
+                // Counted before the lock goes: whoever parks completions from now on wakes
+                // this wait (see `wake_waiters`).
+                self.waiters.fetch_add(1, Ordering::SeqCst);
+                left
+            };
+            let waited = self.wait(min - got, left, None);
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
+            match waited {
+                Err(e) if got == 0 => return Err(e),
+                Err(_) => return Ok(got),
+                Ok(()) => {}
             }
         }
-        Ok(got)
+    }
+
+    fn wait_ready(
+        &self,
+        timeout: Option<Duration>,
+        sigmask: Option<&libc::sigset_t>,
+    ) -> io::Result<()> {
+        {
+            let mut inner = self.inner();
+            // What others queued must be in the kernel before waiting for it: the wait
+            // itself submits nothing.
+            self.flush_for_reap(&mut inner)?;
+            self.run_taskrun();
+            // SAFETY: holding `inner` makes this the only handle to the completion queue.
+            let ready =
+                !inner.parked.is_empty() || !unsafe { self.ring.completion_shared() }.is_empty();
+            if ready || timeout == Some(Duration::ZERO) {
+                return Ok(());
+            }
+            self.waiters.fetch_add(1, Ordering::SeqCst);
+        }
+        let waited = self.wait(1, timeout, sigmask);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        waited
+    }
+
+    fn wake(&self) {
+        // Sticky: a wait that starts after this finds the no-op's completion and ends.
+        self.post_wake(&mut self.inner());
     }
 
     fn poll(&self, max: usize, out: &mut Vec<Completion>) -> io::Result<usize> {
@@ -654,8 +774,12 @@ unsafe impl Driver for UringDriver {
                 {
                     continue;
                 }
+                self.waiters.fetch_add(1, Ordering::SeqCst);
             }
-            self.wait(1, Some(Duration::from_millis(100)))?;
+            // Whoever takes the result wakes this wait; the slice is only insurance.
+            let waited = self.wait(1, Some(Duration::from_millis(100)), None);
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
+            waited?;
         }
     }
 
@@ -669,10 +793,14 @@ unsafe impl Driver for UringDriver {
         }
         let _init = lock(&self.efd_init);
         if self.efd.get().is_none() {
+            let _inner = self.inner();
             let efd = EventFd::new()?;
             self.ring.submitter().register_eventfd(efd.as_raw_fd())?;
-            // Completions that arrived before it was registered must still wake a watcher.
-            if self.in_flight() > 0 {
+            // Completions that arrived before it was registered must still wake a watcher (as
+            // must a wake made before).
+            // SAFETY: holding `inner` makes this the only handle to the completion queue.
+            let posted = !unsafe { self.ring.completion_shared() }.is_empty();
+            if self.in_flight() > 0 || posted {
                 let _ = efd.write(1);
             }
             let _ = self.efd.set(efd);
@@ -719,7 +847,7 @@ impl Drop for UringDriver {
                     break;
                 }
             }
-            let _ = self.wait(1, Some(Duration::from_millis(100)));
+            let _ = self.wait(1, Some(Duration::from_millis(100)), None);
         }
     }
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use slab::Slab;
 
@@ -223,18 +223,18 @@ impl<B: Send + 'static> Context<B> {
         reqs: impl IntoIterator<Item = Request<B>>,
         timeout: Duration,
     ) -> Result<Vec<RequestId>, SubmitError<Vec<Request<B>>>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::deadline::deadline(Some(timeout));
         let mut pending: Vec<Request<B>> = reqs.into_iter().collect();
         let mut ids = Vec::with_capacity(pending.len());
         while !pending.is_empty() {
             match self.submit_batch(&mut pending) {
                 Ok(mut got) => ids.append(&mut got),
                 Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
+                    let left = crate::deadline::left(deadline);
+                    if left == Some(Duration::ZERO) {
                         return Err(SubmitError::new(e, pending));
                     }
-                    if let Err(e) = self.run(1, Some(left)) {
+                    if let Err(e) = self.run(1, left) {
                         if e.kind() != io::ErrorKind::Interrupted {
                             return Err(SubmitError::new(e, pending));
                         }
@@ -303,17 +303,14 @@ impl<B: Send + 'static> Context<B> {
     ) -> io::Result<usize> {
         let base = out.len();
         let min_nr = min_nr.min(max_nr);
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = crate::deadline::deadline(timeout);
         let got = |out: &Vec<Completion<B>>| out.len() - base;
         self.take_ready(out, base + max_nr);
         while got(out) < max_nr {
             let need = min_nr.saturating_sub(got(out));
             // With enough in hand, only sweep up what is already there.
-            let wait = if need == 0 {
-                Some(Duration::ZERO)
-            } else {
-                deadline.map(|d| d.saturating_duration_since(Instant::now()))
-            };
+            let wait =
+                if need == 0 { Some(Duration::ZERO) } else { crate::deadline::left(deadline) };
             let max = (max_nr - got(out)).min(REAP_CHUNK);
             let result = self.reap(need.min(max), max, wait, sigmask);
             self.take_ready(out, base + max_nr);
@@ -338,15 +335,12 @@ impl<B: Send + 'static> Context<B> {
     /// handles what is ready without waiting, as `io_queue_run` does.
     #[doc(alias = "io_queue_run")]
     pub fn run(&self, min_nr: usize, timeout: Option<Duration>) -> io::Result<usize> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = crate::deadline::deadline(timeout);
         let mut total = 0;
         loop {
             let need = min_nr.saturating_sub(total);
-            let wait = if need == 0 {
-                Some(Duration::ZERO)
-            } else {
-                deadline.map(|d| d.saturating_duration_since(Instant::now()))
-            };
+            let wait =
+                if need == 0 { Some(Duration::ZERO) } else { crate::deadline::left(deadline) };
             match self.reap(need, REAP_CHUNK, wait, None) {
                 Err(e) if total == 0 => return Err(e),
                 Err(_) => return Ok(total),

@@ -153,7 +153,7 @@ impl RawContext {
         sigmask: Option<&libc::sigset_t>,
     ) -> io::Result<usize> {
         let min_nr = min_nr.min(events.len());
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = crate::deadline::deadline(timeout);
         let Some(_turn) = self.reaper.enter(deadline) else {
             return Ok(0);
         };
@@ -173,7 +173,7 @@ impl RawContext {
                 }
             }
         }
-        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let remaining = crate::deadline::left(deadline);
         let rest = &mut events[taken..];
         let want = min_nr.saturating_sub(taken);
         let got = match sigmask {

@@ -2,7 +2,7 @@
 //! fstat, the block-size ioctl, fcntl, eventfd and poll.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -59,6 +59,14 @@ pub fn logical_block_size(fd: BorrowedFd<'_>) -> io::Result<u32> {
 pub fn status_flags(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
     // SAFETY: F_GETFL takes no argument and only reads the descriptor's flags.
     cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })
+}
+
+/// `fcntl(fd, F_GETFL)` on a descriptor number that may not be open (`EBADF` then): for
+/// requests that name their file by number.
+pub fn status_flags_of(fd: RawFd) -> io::Result<libc::c_int> {
+    // SAFETY: F_GETFL takes no argument and only reads the descriptor's flags; any number is
+    // safe to ask about.
+    cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })
 }
 
 /// `eventfd(initval, flags)`.
@@ -122,6 +130,24 @@ pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<u
     };
     // SAFETY: `fds` is a live, writable array of `fds.len()` pollfds.
     let n = cvt(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) })?;
+    Ok(n as usize)
+}
+
+/// `ppoll`: [`poll`] with `sigmask` (if given) installed as the thread's signal mask for the
+/// duration of the wait, atomically: a signal that the mask lets through, pending or arriving,
+/// ends the wait with `EINTR` — none is lost between a check made with signals blocked and
+/// the wait. A timeout too large for a `timespec` is no timeout.
+pub fn ppoll(
+    fds: &mut [libc::pollfd],
+    timeout: Option<Duration>,
+    sigmask: Option<&libc::sigset_t>,
+) -> io::Result<usize> {
+    let ts = timeout.map(super::aio::timespec);
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    let mask = sigmask.map_or(std::ptr::null(), |m| m as *const libc::sigset_t);
+    // SAFETY: `fds` is a live, writable array of `fds.len()` pollfds; the timeout and the mask
+    // are null or live values the kernel only reads.
+    let n = cvt(unsafe { libc::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ts_ptr, mask) })?;
     Ok(n as usize)
 }
 

@@ -71,6 +71,43 @@ pub unsafe fn writev(fd: RawFd, iov: &[libc::iovec]) -> io::Result<usize> {
     cvt(unsafe { libc::writev(fd, iov.as_ptr(), cnt) })
 }
 
+/// `preadv2(fd, iov, -1, flags)`: reads at the descriptor's position, with `RWF_*` flags (for
+/// pipes and sockets, `RWF_NOWAIT`: `EAGAIN` rather than wait for data).
+///
+/// # Safety
+///
+/// As for [`preadv2`].
+pub unsafe fn readv2(fd: RawFd, iov: &[libc::iovec], flags: libc::c_int) -> io::Result<usize> {
+    let cnt =
+        libc::c_int::try_from(iov.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: as for preadv2; offset -1 means the descriptor's position.
+    cvt(unsafe { libc::preadv2(fd, iov.as_ptr(), cnt, -1, flags) })
+}
+
+/// `pwritev2(fd, iov, -1, flags)`: writes at the descriptor's position, with `RWF_*` flags.
+///
+/// # Safety
+///
+/// As for [`pwritev2`].
+pub unsafe fn writev2(fd: RawFd, iov: &[libc::iovec], flags: libc::c_int) -> io::Result<usize> {
+    let cnt =
+        libc::c_int::try_from(iov.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: as for pwritev2; offset -1 means the descriptor's position.
+    cvt(unsafe { libc::pwritev2(fd, iov.as_ptr(), cnt, -1, flags) })
+}
+
+/// Whether `fd` is a pipe, a FIFO or a socket: a stream, whose reads (and writes) may wait
+/// for the other end for as long as it likes, and which `poll` can watch.
+pub fn is_stream(fd: RawFd) -> bool {
+    // SAFETY: an all-zero stat is a valid value of this plain C struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid, writable stat; any descriptor number may be asked about.
+    if unsafe { libc::fstat(fd, &mut st) } < 0 {
+        return false;
+    }
+    matches!(st.st_mode & libc::S_IFMT, libc::S_IFIFO | libc::S_IFSOCK)
+}
+
 /// `fsync(fd)`.
 pub fn fsync(fd: RawFd) -> io::Result<()> {
     // SAFETY: fsync takes no pointers; a bad descriptor gives EBADF.

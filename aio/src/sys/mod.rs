@@ -11,5 +11,6 @@ pub mod fs;
 pub mod io;
 pub mod posix;
 pub mod ring;
+pub mod uring;
 
 pub use abi::*;

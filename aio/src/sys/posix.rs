@@ -448,3 +448,142 @@ pub unsafe fn aiocb_key(cb: *const aiocb) -> usize {
         std::ptr::read_unaligned(p) as usize
     }
 }
+
+/// Records, in bytes 16 to 20 of `__glibc_reserved`, the fork generation of the process that
+/// submitted the aiocb's request (see [`aiocb_stamp`]).
+///
+/// # Safety
+///
+/// `cb` must point at a writable `aiocb` no one else writes meanwhile.
+pub unsafe fn aiocb_set_stamp(cb: *mut aiocb, stamp: u32) {
+    // SAFETY: inside the caller's aiocb; unaligned-safe write.
+    unsafe {
+        let p = (&raw mut (*cb).__glibc_reserved).cast::<u8>().add(16).cast::<u32>();
+        std::ptr::write_unaligned(p, stamp);
+    }
+}
+
+/// The stamp stored by [`aiocb_set_stamp`].
+///
+/// # Safety
+///
+/// `cb` must point at a readable `aiocb`.
+pub unsafe fn aiocb_stamp(cb: *const aiocb) -> u32 {
+    // SAFETY: inside the caller's aiocb; unaligned-safe read.
+    unsafe {
+        let p = (&raw const (*cb).__glibc_reserved).cast::<u8>().add(16).cast::<u32>();
+        std::ptr::read_unaligned(p)
+    }
+}
+
+/// The calling thread's signal mask, replaced by one blocking every signal until this is
+/// dropped (which puts the old mask back). While the library looks at its state with signals
+/// blocked, and then waits with [`SignalsBlocked::original`] installed atomically for the wait
+/// (`ppoll`, `io_uring_enter`), a signal cannot slip in between the look and the wait.
+pub struct SignalsBlocked {
+    old: libc::sigset_t,
+}
+
+impl SignalsBlocked {
+    /// Blocks every signal in the calling thread.
+    pub fn all() -> SignalsBlocked {
+        // SAFETY: both sets are initialized before use (sigfillset; pthread_sigmask fills
+        // `old`); the mask is the calling thread's own.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+            SignalsBlocked { old }
+        }
+    }
+
+    /// The mask the thread had: what a wait installs, so that signals the program lets in
+    /// end the wait.
+    pub fn original(&self) -> &libc::sigset_t {
+        &self.old
+    }
+}
+
+impl Drop for SignalsBlocked {
+    fn drop(&mut self) {
+        // SAFETY: `old` is the mask pthread_sigmask returned; a pending signal it unblocks is
+        // delivered now, in this thread.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+    }
+}
+
+/// The monotonic clock in nanoseconds (`clock_gettime(CLOCK_MONOTONIC)`, which is
+/// async-signal-safe).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a writable timespec; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
+}
+
+/// The most bytes one read or write transfers (`MAX_RW_COUNT`: `INT_MAX` rounded down to a
+/// page): the kernel shortens longer requests to this, once it has checked the whole range.
+pub const MAX_RW_COUNT: usize = 0x7fff_f000;
+
+/// Whether the kernel would accept `len` bytes at `addr` for a `pread` (`write`: for a
+/// `pwrite`): the range must lie in the process's address space (`EFAULT` otherwise), and
+/// `len` must fit a `ssize_t` (`EINVAL`). The kernel's own answer, got from `/dev/null`, which
+/// checks the range as every file does but never touches the memory. For requests longer
+/// than [`MAX_RW_COUNT`], which the asynchronous engines cannot express whole: shortened
+/// without this check, a bad range would become a valid transfer of its first bytes.
+pub fn check_user_range(addr: usize, len: usize, write: bool) -> Result<(), i32> {
+    // An address to check, never dereferenced here.
+    let buf = addr as *mut libc::c_void;
+    const DEV_NULL: &std::ffi::CStr = c"/dev/null";
+    // SAFETY: a constant path; the descriptor is closed below.
+    let fd = unsafe { libc::open(DEV_NULL.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    if fd < 0 {
+        // No /dev/null (a bare chroot): the one case decided without the kernel.
+        return if len > isize::MAX as usize { Err(libc::EFAULT) } else { Ok(()) };
+    }
+    // SAFETY: /dev/null neither reads nor writes the memory (a read returns 0 bytes, a write
+    // takes them unread); the kernel only checks the range, as for any file.
+    let r = unsafe {
+        if write {
+            libc::write(fd, buf, len)
+        } else {
+            libc::read(fd, buf, len)
+        }
+    };
+    let err = if r < 0 { Some(io::Error::last_os_error()) } else { None };
+    // SAFETY: `fd` was opened above and is closed once.
+    unsafe { libc::close(fd) };
+    match err {
+        Some(e) => Err(e.raw_os_error().unwrap_or(libc::EINVAL)),
+        None => Ok(()),
+    }
+}
+
+/// Records the aiocb's own address in bytes 24 to 32 of `__glibc_reserved`, so that a copy of
+/// an aiocb in flight (which carries the submitted mark and the key) is told from the original:
+/// see [`aiocb_owner`].
+///
+/// # Safety
+///
+/// `cb` must point at a writable `aiocb` no one else writes meanwhile.
+pub unsafe fn aiocb_set_owner(cb: *mut aiocb) {
+    // SAFETY: inside the caller's aiocb; unaligned-safe write.
+    unsafe {
+        let p = (&raw mut (*cb).__glibc_reserved).cast::<u8>().add(24).cast::<u64>();
+        std::ptr::write_unaligned(p, cb as u64);
+    }
+}
+
+/// The address stored by [`aiocb_set_owner`].
+///
+/// # Safety
+///
+/// `cb` must point at a readable `aiocb`.
+pub unsafe fn aiocb_owner(cb: *const aiocb) -> usize {
+    // SAFETY: inside the caller's aiocb; unaligned-safe read.
+    unsafe {
+        let p = (&raw const (*cb).__glibc_reserved).cast::<u8>().add(24).cast::<u64>();
+        std::ptr::read_unaligned(p) as usize
+    }
+}

@@ -432,7 +432,7 @@ fn run_driver(driver: &dyn Driver, ctx: &ThreadCtx<'_>, budget: Budget) -> Resul
                 Err(r) => {
                     let full = r.is_full();
                     let error = r.error.to_string();
-                    bufs[slot] = r.request.buf.take::<Slice<AlignedBuf>>().map(Slice::into_inner);
+                    bufs[slot] = r.into_buf().take::<Slice<AlignedBuf>>().map(Slice::into_inner);
                     free.push(slot);
                     if full && in_flight > 0 {
                         break;

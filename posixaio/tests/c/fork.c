@@ -48,6 +48,19 @@ int main(int argc, char **argv)
 		/* The parent's request is the parent's: the child's copy of the aiocb still says
 		 * EINPROGRESS, and nothing completes it here. */
 		printf("child: parent's request = %s\n", error_of(&pending));
+		{
+			/* A wait for it answers as its status does: it ends (the request is over for the
+			 * child) or times out (still in progress) — never returns at once while the status
+			 * says in progress, which would make a wait loop spin. */
+			const struct aiocb *l[1] = {&pending};
+			struct timespec ts = ms(200);
+			int r;
+			errno = 0;
+			r = aio_suspend(l, 1, &ts);
+			printf("child: aio_suspend on the parent's request = %s\n", posix_rc(r, errno));
+			printf("child: it agrees with the status = %s\n",
+			       (r == 0) == (aio_error(&pending) != EINPROGRESS) ? "yes" : "no");
+		}
 		child_io();
 		printf("child: parent's request still = %s\n", error_of(&pending));
 		fflush(stdout);
