@@ -85,21 +85,22 @@ impl DataPath {
     }
 
     fn queue(&self, req: Request) {
+        // Counted before the driver has it: its completion may be reaped before `queue` returns.
+        let n = self.stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         match self.driver.queue(req) {
             Ok(()) => {
-                let n = self.stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                 self.stats.max_in_flight.fetch_max(n, Ordering::Relaxed);
                 self.stats.submitted.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = self.driver.flush() {
-                    // Requests that fail to start complete with the error; nothing to do.
-                    let _ = e;
-                }
+                // A request that fails to start completes with the error, through reap.
+                let _ = self.driver.flush();
             }
             Err(r) if r.is_full() => {
+                self.stats.in_flight.fetch_sub(1, Ordering::SeqCst);
                 self.stats.backlogged.fetch_add(1, Ordering::Relaxed);
                 lock(&self.backlog).push_back(*r.request);
             }
             Err(r) => {
+                self.stats.in_flight.fetch_sub(1, Ordering::SeqCst);
                 let key = r.request.user_data;
                 let done = lock(&self.pending).try_remove(key as usize);
                 if let Some(done) = done {
