@@ -237,7 +237,10 @@ impl Shared {
     fn new_handle(&self, ino: u64, flags: i32) -> Result<(u64, FopenFlags), Errno> {
         let (node_fd, key) = self.node(ino)?;
         // Truncation and appending are the kernel's business (it sends sizes and offsets).
-        let flags = flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_APPEND);
+        // O_NOFOLLOW: the kernel resolved the name already, and the /proc link reopened here is
+        // itself a symbolic link.
+        let flags = flags
+            & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_APPEND | libc::O_NOFOLLOW);
         let direct = flags & libc::O_DIRECT != 0;
         let fd = sys::reopen(node_fd.as_fd(), flags | libc::O_NOCTTY).map_err(|e| errno(&e))?;
         let buffered = if direct {
