@@ -81,7 +81,7 @@ impl Daemon {
     fn fault(&self, args: &[&str]) -> Run {
         let mut all = vec!["fault", self.mnt.to_str().expect("a UTF-8 path")];
         all.extend_from_slice(args);
-        aio(&self.mnt.parent().expect("a parent"), &all)
+        aio(self.mnt.parent().expect("a parent"), &all)
     }
 
     /// SIGTERM, then waits for the daemon to exit: its exit status.

@@ -53,6 +53,6 @@ pub fn run(args: FaultArgs) -> Result<(), Failure> {
             print!("{body}");
             Ok(())
         }
-        Err((_, msg)) => Err(Failure::run(msg)),
+        Err(msg) => Err(Failure::run(msg)),
     }
 }

@@ -176,23 +176,19 @@ fn command(line: &str, s: &Shared) -> Result<String, String> {
     }
 }
 
-/// Sends one command to the daemon of `mountpoint`; its answer's details, or why it failed
-/// (`Err((true, …))` when no daemon answers).
-pub fn request(mountpoint: &Path, line: &str) -> Result<String, (bool, String)> {
+/// Sends one command to the daemon of `mountpoint`: its answer's details, or why it failed.
+pub fn request(mountpoint: &Path, line: &str) -> Result<String, String> {
     let path = socket_path(mountpoint)
-        .map_err(|e| (true, format!("cannot resolve {}: {}", mountpoint.display(), e)))?;
+        .map_err(|e| format!("cannot resolve {}: {}", mountpoint.display(), e))?;
     let mut conn = UnixStream::connect(&path).map_err(|e| {
-        (
-            true,
-            format!(
-                "no aio mount answers for {} (control socket {}: {})",
-                mountpoint.display(),
-                path.display(),
-                crate::util::cause(&e)
-            ),
+        format!(
+            "no aio mount answers for {} (control socket {}: {})",
+            mountpoint.display(),
+            path.display(),
+            crate::util::cause(&e)
         )
     })?;
-    let io_err = |e: io::Error| (false, format!("control socket {}: {}", path.display(), e));
+    let io_err = |e: io::Error| format!("control socket {}: {}", path.display(), e);
     conn.set_read_timeout(Some(Duration::from_secs(30))).map_err(io_err)?;
     conn.write_all(format!("{line}\n").as_bytes()).map_err(io_err)?;
     let mut answer = String::new();
@@ -201,8 +197,8 @@ pub fn request(mountpoint: &Path, line: &str) -> Result<String, (bool, String)> 
     if first == "ok" {
         Ok(rest.to_string())
     } else if let Some(msg) = first.strip_prefix("error ") {
-        Err((false, msg.to_string()))
+        Err(msg.to_string())
     } else {
-        Err((false, format!("unexpected answer from {}: {answer:?}", path.display())))
+        Err(format!("unexpected answer from {}: {answer:?}", path.display()))
     }
 }

@@ -57,6 +57,9 @@ pub struct Handle {
     epoch: u64,
 }
 
+/// A directory's entries as `opendir` read them: name, type, inode number.
+type Listing = Vec<(Vec<u8>, FileType, u64)>;
+
 /// What the mount shares between FUSE threads, the control socket and the signal thread.
 pub struct Shared {
     /// The backing directory, canonical.
@@ -75,7 +78,7 @@ pub struct Shared {
     sync_lock: Mutex<()>,
     nodes: Mutex<Nodes>,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
-    dirs: Mutex<HashMap<u64, Arc<Vec<(Vec<u8>, FileType, u64)>>>>,
+    dirs: Mutex<HashMap<u64, Arc<Listing>>>,
     next_fh: AtomicU64,
     /// Offsets and lengths the backing files take with `O_DIRECT` are multiples of this.
     dio_align: u64,
@@ -275,7 +278,12 @@ impl Shared {
     /// `O_DIRECT` and the request is not aligned for it.
     fn fd_for(&self, h: &Handle, offset: u64, len: u64) -> Arc<OwnedFd> {
         match &h.buffered {
-            Some(b) if offset % self.dio_align != 0 || len % self.dio_align != 0 => Arc::clone(b),
+            Some(b)
+                if !offset.is_multiple_of(self.dio_align)
+                    || !len.is_multiple_of(self.dio_align) =>
+            {
+                Arc::clone(b)
+            }
             _ => Arc::clone(&h.fd),
         }
     }
@@ -887,7 +895,7 @@ impl Filesystem for Mirror {
         };
         let d = s.decide(FaultOp::Readdir, &fd);
         fault_or!(s, d, reply);
-        let list = (|| -> io::Result<Vec<(Vec<u8>, FileType, u64)>> {
+        let list = (|| -> io::Result<Listing> {
             let dir = sys::reopen(fd.as_fd(), libc::O_RDONLY | libc::O_DIRECTORY)?;
             let mut v = vec![
                 (b".".to_vec(), FileType::Directory, ino.0),
