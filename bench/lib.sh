@@ -49,3 +49,13 @@ fio_read_iops() {
     [ "$err" = 0 ] || { echo "fio reported error '$err' for $label: $out" >&2; exit 1; }
     printf '%s\n' "$out" | awk -F';' '$1 == 3 { print $8; exit }'
 }
+
+# fio_write_iops LABEL COMMAND...: as fio_read_iops, for the write IOPS (terse field 49).
+fio_write_iops() {
+    local label=$1 out err
+    shift
+    out=$("$@" --output-format=terse --terse-version=3)
+    err=$(printf '%s\n' "$out" | awk -F';' '$1 == 3 { print $5; exit }')
+    [ "$err" = 0 ] || { echo "fio reported error '$err' for $label: $out" >&2; exit 1; }
+    printf '%s\n' "$out" | awk -F';' '$1 == 3 { print $49; exit }'
+}

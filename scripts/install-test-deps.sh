@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Installs what the libaio.so.1 tests compare against: the system libaio's header
-# (libaio-dev, for building the C suite against /usr/include/libaio.h) and fio (for the
-# fio --ioengine=libaio test and bench/libaio.sh). Idempotent: does nothing when both are
-# present. Needs root and apt-get; otherwise it says so and exits 0, and the tests that need
+# Installs what the tests compare against or run: the system libaio's header (libaio-dev, for
+# building the C suite against /usr/include/libaio.h), fio (for the fio tests and the bench
+# scripts), fuse3 (fusermount3, for `aio mount` without root and for clearing a mount after a
+# daemon crash) and sqlite3 (the real client of the `aio mount` crash test). Idempotent: does
+# nothing when all are present. Needs root and apt-get; otherwise it says so and exits 0, and the tests that need
 # the missing pieces print SKIP.
 set -euo pipefail
 
 missing=()
 [ -e /usr/include/libaio.h ] || missing+=(libaio-dev)
 command -v fio >/dev/null 2>&1 || missing+=(fio)
+command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
+command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
 
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "install-test-deps: libaio-dev and fio already installed, nothing to do"
+    echo "install-test-deps: libaio-dev, fio, fuse3 and sqlite3 already installed, nothing to do"
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then

@@ -13,6 +13,8 @@
 //!   drivers: io_uring, kernel AIO, a thread pool, a RAM disk and a fault injector.
 //! - [`file`] and [`rt`]: the async API — [`File`] with owned-buffer futures (`read_at`,
 //!   `write_at`, …) on any executor, driven by a [`Reactor`] over a driver.
+//! - [`faults`]: fault rules as data (`op=read,path=*.bad,errno=EIO`), decided from a seed and
+//!   logged as JSON lines: what `aio mount` injects.
 //! - [`eventfd`]: completion notification an epoll loop or async runtime can watch.
 
 #![deny(missing_docs)]
@@ -23,6 +25,7 @@ pub mod align;
 pub mod buf;
 pub mod driver;
 pub mod eventfd;
+pub mod faults;
 pub mod file;
 pub mod kernel;
 pub mod posix;

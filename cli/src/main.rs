@@ -6,6 +6,9 @@
 //!   half-written DST.
 //! - `aio info [PATH]`: what this kernel and PATH's filesystem support, and which engine is
 //!   chosen for it.
+//! - `aio mount BACKING_DIR MOUNTPOINT`: a FUSE mirror of BACKING_DIR served by the driver
+//!   layer, with fault rules (`--fault SPEC`), held unsynced writes and simulated crashes;
+//!   `aio fault MOUNTPOINT …` changes its rules at run time.
 //!
 //! Exit status: 0 success, 1 failure at run time, 2 bad usage.
 
@@ -13,6 +16,7 @@ mod bench;
 mod cleanup;
 mod cp;
 mod info;
+mod mount;
 mod ui;
 mod util;
 
@@ -37,6 +41,11 @@ enum Command {
     Cp(cp::CpArgs),
     /// Show what this kernel supports, and for PATH its filesystem, O_DIRECT and engine.
     Info(info::InfoArgs),
+    /// Mirror BACKING_DIR at MOUNTPOINT through FUSE, every read, write and fsync served by the
+    /// driver layer, with fault rules and crash simulation.
+    Mount(mount::MountArgs),
+    /// Add, list or clear the fault rules of a running `aio mount`, or crash it.
+    Fault(mount::FaultArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +54,8 @@ fn main() -> ExitCode {
         Command::Bench(a) => ("bench", bench::run(a)),
         Command::Cp(a) => ("cp", cp::run(a)),
         Command::Info(a) => ("info", info::run(a)),
+        Command::Mount(a) => ("mount", mount::run(a)),
+        Command::Fault(a) => ("fault", mount::run_fault(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
