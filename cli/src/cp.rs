@@ -235,9 +235,20 @@ pub fn run(args: CpArgs) -> Result<(), Failure> {
         })?;
     }
 
-    let mut select = SelectOptions::default();
     let iodepth =
         args.iodepth.unwrap_or(if args.direct { DEFAULT_DEPTH.1 } else { DEFAULT_DEPTH.0 });
+    // The buffers the copy will have in flight at most: refuse what this machine cannot hold
+    // before reading anything (the temporary file goes with the error).
+    let needed = buffers_needed(&ranges, bs, iodepth as usize);
+    let each = AlignedBuf::for_io_size(bs as usize, mem_align) as u64;
+    crate::util::check_buffer_memory(
+        needed.saturating_mul(each),
+        &crate::util::buffers_text(1, needed, bs),
+        src_path,
+    )
+    .map_err(Failure::run)?;
+
+    let mut select = SelectOptions::default();
     select.uring.entries = (iodepth as u32 * 2).next_power_of_two().max(64);
     select.kernel.max_events = (iodepth as usize * 2).max(64);
     let (driver, selection) =
@@ -477,6 +488,13 @@ fn verify(src: &Path, tmp: &Path, dst: &Path, size: u64) -> Result<u64, Failure>
     Ok(a)
 }
 
+/// How many buffers a copy of `ranges` in requests of `bs` bytes has at most, with `depth` in
+/// flight: one per request, up to the depth.
+fn buffers_needed(ranges: &[(u64, u64)], bs: u64, depth: usize) -> u64 {
+    let requests: u64 = ranges.iter().map(|(s, e)| (e - s).div_ceil(bs)).sum();
+    requests.min(depth as u64)
+}
+
 /// Counts of requests.
 struct CopyStats {
     reads: u64,
@@ -522,6 +540,7 @@ impl Copy<'_> {
         let bs = self.bs;
         // The chunks to read: (offset, length), each within one data range.
         let mut chunks: VecDeque<(u64, u64)> = VecDeque::new();
+        let needed = buffers_needed(ranges, bs, self.depth);
         let mut ranges = ranges.iter().copied();
         let mut current: Option<(u64, u64)> = None;
         let mut next_chunk = |chunks: &mut VecDeque<(u64, u64)>| -> Option<(u64, u64)> {
@@ -540,13 +559,21 @@ impl Copy<'_> {
             }
         };
         let depth = self.depth;
-        // Buffers are made on first use: a small file needs few.
-        let new_buf = || {
+        // Buffers are made on first use: a small file needs few. A refused allocation is an
+        // error (--iodepth and --bs come from the user), not an abort.
+        let new_buf = || -> Result<AlignedBuf, Failure> {
             // From huge pages when large: an O_DIRECT request then reaches the device whole
             // instead of split at its segment limit (see AlignedBuf::huge).
-            let mut b = AlignedBuf::for_io(bs as usize, self.mem_align);
+            let mut b = AlignedBuf::try_for_io(bs as usize, self.mem_align).map_err(|_| {
+                let each = AlignedBuf::for_io_size(bs as usize, self.mem_align) as u64;
+                Failure::run(crate::util::buffers_refused(
+                    needed.saturating_mul(each),
+                    &crate::util::buffers_text(1, needed, bs),
+                    &self.src_path.display().to_string(),
+                ))
+            })?;
             b.set_len(b.capacity());
-            b
+            Ok(b)
         };
         let mut bufs: Vec<Option<AlignedBuf>> = (0..depth).map(|_| None).collect();
         let mut phase = vec![Phase::Idle; depth];
@@ -597,7 +624,11 @@ impl Copy<'_> {
                     break;
                 };
                 free.pop();
-                let buf = bufs[slot].take().unwrap_or_else(new_buf).slice(0..len as usize);
+                let buf = match bufs[slot].take() {
+                    Some(b) => b,
+                    None => new_buf()?,
+                };
+                let buf = buf.slice(0..len as usize);
                 phase[slot] = Phase::Read { off, len };
                 stats.reads += 1;
                 queue(

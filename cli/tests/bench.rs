@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{aio, aio_env, aio_on_terminal, fs_type, mount_tmpfs, names, skip, test_dir};
+use common::{
+    aio, aio_env, aio_on_terminal, aio_ulimit, fs_type, mount_tmpfs, names, skip, test_dir,
+};
 use serde_json::Value;
 
 const ENGINES: [&str; 5] = ["uring", "kernel", "pool", "posix", "sync"];
@@ -521,4 +523,50 @@ fn an_interrupted_run_removes_its_file() {
     assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
     assert!(start.elapsed() < Duration::from_secs(20), "SIGINT did not stop the run");
     assert_eq!(names(dir.path()), Vec::<String>::new(), "the interrupted run left its file");
+}
+
+#[test]
+fn buffers_that_cannot_be_allocated_are_an_error_and_the_file_is_removed() {
+    let dir = test_dir();
+    // Under a 2 GiB address-space limit 4096 buffers of 1 MiB (4 GiB) cannot be had: each
+    // engine must say so and remove the file it made, not abort on the allocator.
+    for (engine, jobs) in [("uring", "1"), ("kernel", "1"), ("pool", "2"), ("posix", "1")] {
+        let args = [
+            "bench", "--bs", "1M", "--iodepth", "4096", "--numjobs", jobs, "--size", "8M",
+            "--runtime", "1", "--engine", engine,
+        ];
+        let run = aio_ulimit(dir.path(), 2 << 20, &args);
+        let what = format!("{engine} with 2 GiB of address space");
+        if engine == "kernel" && run.stderr.contains("engine kernel cannot run this job") {
+            skip("buffers_that_cannot_be_allocated (kernel)", run.stderr.trim());
+            continue;
+        }
+        run.expect_code(1, &what);
+        let buffers = if jobs == "1" { "(4096 x 1 MiB)" } else { "(2 jobs x 4096 x 1 MiB)" };
+        run.expect_stderr("aio bench: cannot allocate ");
+        run.expect_stderr(&format!(" of I/O buffers {buffers} for "));
+        run.expect_stderr("aio-bench-");
+        assert!(
+            run.stderr.contains(": out of memory")
+                || run.stderr.contains("more than this machine's memory"),
+            "{what}: no cause in {:?}",
+            run.stderr
+        );
+        assert_eq!(names(dir.path()), Vec::<String>::new(), "{what}: the data file was left");
+    }
+}
+
+#[test]
+fn buffers_larger_than_the_machine_are_refused_before_the_file_is_made() {
+    let dir = test_dir();
+    // 65536 x 1 GiB: 64 TiB, more than any machine has; refused at once, with no file made.
+    let run = aio(
+        dir.path(),
+        &["bench", "--bs", "1G", "--iodepth", "65536", "--size", "1G", "--engine", "sync"],
+    );
+    run.expect_code(1, "64 TiB of buffers")
+        .expect_stderr("aio bench: cannot allocate 64 TiB of I/O buffers (65536 x 1 GiB) for ")
+        .expect_stderr("aio-bench-")
+        .expect_stderr("more than this machine's memory");
+    assert_eq!(names(dir.path()), Vec::<String>::new(), "a file was made");
 }

@@ -8,7 +8,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use common::{
-    aio, aio_on_terminal, mount_ext4, mount_loop, mount_tmpfs, names, pattern, skip, test_dir,
+    aio, aio_on_terminal, aio_ulimit, mount_ext4, mount_loop, mount_tmpfs, names, pattern, skip,
+    test_dir,
 };
 
 fn write_file(path: &Path, data: &[u8], mode: u32) {
@@ -256,4 +257,61 @@ fn a_progress_bar_on_a_terminal_only() {
             assert!(fs::read(dir.path().join("r.bin")).unwrap() == fs::read(&src).unwrap());
         }
     }
+}
+
+#[test]
+fn buffers_that_cannot_be_allocated_are_an_error_and_leave_nothing_behind() {
+    let dir = test_dir();
+    let d = dir.path();
+    write_file(&d.join("src.bin"), &pattern(3 << 20, 8), 0o644);
+    write_file(&d.join("old.bin"), b"previous", 0o644);
+    let before = names(d);
+    // One 1 GiB buffer under a 768 MiB address-space limit.
+    for extra in [&[][..], &["--direct"][..]] {
+        for dst in ["new.bin", "old.bin"] {
+            let mut args = vec!["cp", "--bs", "1G", "--iodepth", "2", "src.bin", dst];
+            args.extend_from_slice(extra);
+            aio_ulimit(d, 768 << 10, &args)
+                .expect_code(1, &format!("cp to {dst} {extra:?} with 768 MiB of address space"))
+                .expect_stderr(
+                    "aio cp: cannot allocate 1 GiB of I/O buffers (1 x 1 GiB) for src.bin: out of \
+                     memory",
+                );
+            assert_eq!(names(d), before, "{dst} {extra:?}: something was left behind");
+            assert_eq!(fs::read(d.join("old.bin")).unwrap(), b"previous");
+        }
+    }
+}
+
+#[test]
+fn buffers_larger_than_the_machine_are_refused_before_copying() {
+    let dir = test_dir();
+    let d = dir.path();
+    let meminfo = fs::read_to_string("/proc/meminfo").unwrap();
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("MemTotal in /proc/meminfo");
+    // One data range per GiB of this machine's memory and two more, 1 GiB apart: as many
+    // requests of 1 GiB, all in flight at --iodepth 4096.
+    let n = (kib >> 20) + 2;
+    let f = fs::File::create(d.join("sparse.bin")).unwrap();
+    use std::os::unix::fs::FileExt;
+    for i in 0..n {
+        f.write_all_at(b"data", i << 30).unwrap();
+    }
+    drop(f);
+    if fs::metadata(d.join("sparse.bin")).unwrap().blocks() > n * 2048 {
+        skip("buffers_larger_than_the_machine_are_refused_before_copying", "no sparse files here");
+        return;
+    }
+    let before = names(d);
+    aio(d, &["cp", "--bs", "1G", "--iodepth", "4096", "sparse.bin", "copy.bin"])
+        .expect_code(1, &format!("{n} GiB of buffers"))
+        .expect_stderr(&format!(
+            "aio cp: cannot allocate {n} GiB of I/O buffers ({n} x 1 GiB) for sparse.bin"
+        ))
+        .expect_stderr("more than this machine's memory");
+    assert_eq!(names(d), before, "something was left behind");
 }

@@ -292,6 +292,20 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
         usable.push(row);
     }
 
+    // Every thread of a job has --iodepth buffers of --bs bytes while an engine runs: refuse
+    // what this machine cannot hold before making the file.
+    let shown = match (std::fs::canonicalize(&dir), path.file_name()) {
+        (Ok(d), Some(name)) => d.join(name),
+        _ => path.clone(),
+    };
+    for job in &jobs {
+        let each = aio::AlignedBuf::for_io_size(job.bs, 4096) as u64;
+        let (n, depth) = (job.numjobs as u64, job.iodepth as u64);
+        let total = n.saturating_mul(depth).saturating_mul(each);
+        util::check_buffer_memory(total, &util::buffers_text(n, depth, job.bs as u64), &shown)
+            .map_err(Failure::run)?;
+    }
+
     // The file.
     let progress = if json { Progress::hidden() } else { Progress::line() };
     progress.message(format!("laying out {} ({})", path.display(), human_bytes(max_size)));
