@@ -12,6 +12,7 @@
 mod bench;
 mod cleanup;
 mod cp;
+mod cptemp;
 mod info;
 mod ui;
 mod util;

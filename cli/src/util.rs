@@ -486,7 +486,10 @@ pub fn check_buffer_memory(total: u64, what: &str, path: &Path) -> Result<(), St
 
 /// The message for I/O buffers the allocator refused.
 pub fn buffers_refused(total: u64, what: &str, path: &str) -> String {
-    format!("cannot allocate {} of I/O buffers ({what}) for {path}: out of memory", human_bytes(total))
+    format!(
+        "cannot allocate {} of I/O buffers ({what}) for {path}: out of memory",
+        human_bytes(total)
+    )
 }
 
 /// The system's load averages (`/proc/loadavg`): the 1-minute one and the three as text.

@@ -532,8 +532,19 @@ fn buffers_that_cannot_be_allocated_are_an_error_and_the_file_is_removed() {
     // engine must say so and remove the file it made, not abort on the allocator.
     for (engine, jobs) in [("uring", "1"), ("kernel", "1"), ("pool", "2"), ("posix", "1")] {
         let args = [
-            "bench", "--bs", "1M", "--iodepth", "4096", "--numjobs", jobs, "--size", "8M",
-            "--runtime", "1", "--engine", engine,
+            "bench",
+            "--bs",
+            "1M",
+            "--iodepth",
+            "4096",
+            "--numjobs",
+            jobs,
+            "--size",
+            "8M",
+            "--runtime",
+            "1",
+            "--engine",
+            engine,
         ];
         let run = aio_ulimit(dir.path(), 2 << 20, &args);
         let what = format!("{engine} with 2 GiB of address space");
