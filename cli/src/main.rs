@@ -6,6 +6,7 @@
 //!   half-written DST.
 //! - `aio info [PATH]`: what this kernel and PATH's filesystem support, and which engine is
 //!   chosen for it.
+//! - `aio run -- PROGRAM [ARGS...]`: an unmodified program on the project's C libraries.
 //!
 //! Exit status: 0 success, 1 failure at run time, 2 bad usage.
 
@@ -13,7 +14,9 @@ mod bench;
 mod cleanup;
 mod cp;
 mod cptemp;
+mod generate;
 mod info;
+mod run;
 mod ui;
 mod util;
 
@@ -21,10 +24,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Linux asynchronous I/O: benchmarks, copies, and what this system supports.
+/// Linux asynchronous I/O: benchmarks, copies, what this system supports, and any program on
+/// the project's libraries.
 #[derive(Debug, Parser)]
 #[command(name = "aio", version, propagate_version = true, arg_required_else_help = true)]
-struct Cli {
+pub struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -38,14 +42,29 @@ enum Command {
     Cp(cp::CpArgs),
     /// Show what this kernel supports, and for PATH its filesystem, O_DIRECT and engine.
     Info(info::InfoArgs),
+    /// Run an unmodified program on the project's libaio.so.1 and libposixaio.so.
+    Run(run::RunArgs),
 }
 
 fn main() -> ExitCode {
+    // `aio __generate man|completions DIR`, for `cargo xtask install`: outside the definitions
+    // it writes, so that neither the pages nor the completions offer it.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == generate::COMMAND) {
+        return match generate::run(&argv[2..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(f) => {
+                eprintln!("aio {}: {}", generate::COMMAND, f.msg);
+                ExitCode::from(f.code)
+            }
+        };
+    }
     let cli = Cli::parse();
     let (name, result) = match cli.command {
         Command::Bench(a) => ("bench", bench::run(a)),
         Command::Cp(a) => ("cp", cp::run(a)),
         Command::Info(a) => ("info", info::run(a)),
+        Command::Run(a) => ("run", run::run(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
