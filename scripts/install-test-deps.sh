@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Installs what the libaio.so.1 tests compare against: the system libaio's header
 # (libaio-dev, for building the C suite against /usr/include/libaio.h) and fio (for the
-# fio --ioengine=libaio test and bench/libaio.sh). Idempotent: does nothing when both are
-# present. Needs root and apt-get; otherwise it says so and exits 0, and the tests that need
+# fio --ioengine=libaio test, aio run's fio test and bench/libaio.sh); and pkg-config (for
+# building a C program against the tree `cargo xtask install` lays out). Idempotent: does
+# nothing when all are present. Needs root and apt-get; otherwise it says so and exits 0, and the tests that need
 # the missing pieces print SKIP.
 set -euo pipefail
 
 missing=()
 [ -e /usr/include/libaio.h ] || missing+=(libaio-dev)
 command -v fio >/dev/null 2>&1 || missing+=(fio)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "install-test-deps: libaio-dev and fio already installed, nothing to do"
+    echo "install-test-deps: libaio-dev, fio and pkg-config already installed, nothing to do"
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
