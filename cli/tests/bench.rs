@@ -581,3 +581,66 @@ fn buffers_larger_than_the_machine_are_refused_before_the_file_is_made() {
         .expect_stderr("more than this machine's memory");
     assert_eq!(names(dir.path()), Vec::<String>::new(), "a file was made");
 }
+
+#[test]
+fn plot_draws_every_engine_in_a_valid_svg() {
+    let dir = test_dir();
+    let d = dir.path().to_str().unwrap();
+    let svg_path = dir.path().join("run.svg");
+    let svg_arg = svg_path.to_str().unwrap();
+    let run = aio(
+        dir.path(),
+        &[
+            "bench",
+            "--dir",
+            d,
+            "--rw",
+            "randread",
+            "--size",
+            "8M",
+            "--runtime",
+            "0.6",
+            "--engine",
+            "uring,pool,posix,sync",
+            "--plot",
+            svg_arg,
+            "--output-format",
+            "json",
+        ],
+    );
+    run.expect_code(0, "bench --plot");
+    // stdout is still one JSON document.
+    let report = run.json();
+    let svg = std::fs::read_to_string(&svg_path).expect("the SVG was written");
+    let doc = roxmltree::Document::parse(&svg).expect("the SVG is well-formed XML");
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "svg");
+    let texts: Vec<String> = root
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text().map(|t| t.trim().to_string()))
+        .collect();
+    let job = &report["jobs"][0];
+    assert!(texts.iter().any(|t| t.contains(job["title"].as_str().unwrap())), "{texts:?}");
+    assert!(texts.iter().any(|t| t == "IOPS (ratio to sync)"), "{texts:?}");
+    assert!(texts.iter().any(|t| t == "99%"), "no percentile axis: {texts:?}");
+    for e in job["engines"].as_array().unwrap() {
+        let name = e["engine"].as_str().unwrap();
+        // Named in the legend and under its bar.
+        let named = texts.iter().filter(|t| t.as_str() == name).count();
+        assert!(named >= 2, "{name} named {named} times: {texts:?}");
+        let label =
+            format!("{:.0} ({:.2}x)", e["iops"].as_f64().unwrap(), e["vs_sync"].as_f64().unwrap());
+        assert!(texts.contains(&label), "no bar label {label:?}: {texts:?}");
+    }
+    // One latency curve per engine.
+    let curves = root.descendants().filter(|n| n.has_tag_name("polyline")).count();
+    assert!(curves >= 4, "{curves} polylines");
+    // A place it cannot write is refused before the run.
+    let bad = dir.path().join("nodir/run.svg");
+    aio(dir.path(), &["bench", "--dir", d, "--size", "8M", "--plot", bad.to_str().unwrap()])
+        .expect_code(1, "--plot in a missing directory")
+        .expect_stderr("aio bench: cannot write ")
+        .expect_stderr("is not a directory");
+    assert_eq!(names(dir.path()), vec!["run.svg".to_string()]);
+}

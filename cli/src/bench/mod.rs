@@ -11,6 +11,7 @@
 mod engine;
 mod job;
 mod layout;
+mod plot;
 mod report;
 
 use std::fs::File;
@@ -131,6 +132,10 @@ pub struct BenchArgs {
     /// normal (tables) or json.
     #[arg(long = "output-format", value_enum, default_value = "normal")]
     output_format: OutputFormat,
+    /// Also draw the run as an SVG picture: per job, each engine's latency percentile curve
+    /// and its IOPS with the ratio to sync.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
 }
 
 impl BenchArgs {
@@ -247,6 +252,24 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
     let json = args.output_format == OutputFormat::Json;
     let custom = args.is_custom();
     let mut notes: Vec<String> = Vec::new();
+
+    // Where the picture goes: found out now, not after the run.
+    if let Some(plot) = &args.plot {
+        if plot.is_dir() {
+            return Err(Failure::run(format!("--plot {} is a directory", plot.display())));
+        }
+        let parent = match plot.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => std::path::Path::new("."),
+        };
+        if !parent.is_dir() {
+            return Err(Failure::run(format!(
+                "cannot write {}: {} is not a directory",
+                plot.display(),
+                parent.display()
+            )));
+        }
+    }
 
     // Where the file goes: it must exist, and not be tmpfs for O_DIRECT.
     let dir = match path.parent() {
@@ -435,6 +458,9 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
     if file_report.temporary {
         notes.push(format!("{} was made for this run and removed", file_report.path));
     }
+    if let Some(plot) = &args.plot {
+        notes.push(format!("plot: {}", plot.display()));
+    }
     let report = Report {
         version: env!("CARGO_PKG_VERSION"),
         kernel: util::kernel_version(),
@@ -444,6 +470,9 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
         jobs: job_reports,
         notes,
     };
+    if let Some(plot) = &args.plot {
+        plot::write(&report, plot).map_err(Failure::run)?;
+    }
     if json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| Failure::run(format!("cannot write JSON: {e}")))?;
