@@ -36,6 +36,7 @@ use crate::util::{
 
 /// `aio cp`: copy a file with many asynchronous requests in flight.
 #[derive(Debug, Args)]
+#[command(override_usage = "aio cp [OPTIONS] SRC DST\n       aio cp --clean DST")]
 #[command(after_help = "The copy is made in DST's directory as .NAME.aio-cp.PID.XXXXXX and \
 renamed over DST once complete. A copy that was killed leaves that file behind: the next aio cp \
 to the same DST removes it, and --clean DST removes such files without copying. Only files \
