@@ -151,7 +151,7 @@ fn json_has_the_facts_of_the_text_report() {
         let p = &j["path"];
         assert_eq!(format!("{} ({}", s(&p["path"]), s(&p["kind"])), {
             let f = field(out, "path");
-            f[..f.find(|c| c == ',' || c == ')').unwrap()].to_string()
+            f[..f.find([',', ')']).unwrap()].to_string()
         });
         let fs = &p["filesystem"];
         assert!(field(out, "filesystem").starts_with(&s(&fs["name"])), "{fs}");
