@@ -25,6 +25,9 @@ const SUFFIX_CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX
 /// Length of the random suffix.
 const SUFFIX_LEN: usize = 6;
 
+/// How many times (20 ms apart) the lock of a file whose process is gone is tried.
+const LOCK_TRIES: u32 = 25;
+
 /// The temporary file name for DST name `name`, made by process `pid`, with `suffix`.
 pub fn temp_name(name: &OsStr, pid: u32, suffix: &str) -> OsString {
     let mut s = OsString::from(".");
@@ -129,13 +132,22 @@ fn remove_if_stale(path: &Path, pid: u32) -> io::Result<Option<String>> {
         return Ok(Some(format!("process {pid} is running")));
     }
     let file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            return Ok(Some("another process holds its lock (a copy in progress)".to_string()));
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Ok(Some(format!("cannot lock it: {}", crate::util::cause(&e))));
+    // A copy killed a moment ago may still hold the lock: the kernel closes the files of its
+    // io_uring requests when the ring's teardown, which runs after the process is gone, ends.
+    let mut tries = 0;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) if tries < LOCK_TRIES => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Ok(Some("another process holds its lock (a copy in progress)".to_string()));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Ok(Some(format!("cannot lock it: {}", crate::util::cause(&e))));
+            }
         }
     }
     // Locked by us: no copy owns it. Remove it if the name still means this file.

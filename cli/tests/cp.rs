@@ -382,6 +382,15 @@ fn killed_copy(dir: &Path, src: &str, dst: &str, size: u64) -> String {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
     assert_eq!(fs::metadata(dir.join(&name)).unwrap().len(), size, "the stale file's size");
+    // The kernel lets go of the file (and its lock) when the dead copy's io_uring is torn
+    // down, which may end a little after the process.
+    let f = fs::File::open(dir.join(&name)).unwrap();
+    let start = std::time::Instant::now();
+    while f.try_lock().is_err() {
+        assert!(start.elapsed().as_secs() < 30, "the killed copy's lock was never released");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop(f);
     name
 }
 
