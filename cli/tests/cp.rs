@@ -322,14 +322,20 @@ fn temps(dir: &Path, name: &str) -> Vec<String> {
     names(dir).into_iter().filter(|n| n.starts_with(&prefix)).collect()
 }
 
-/// Starts a slow copy (4 KiB requests one at a time) of `src` to `dst` in `dir` and waits until
+/// Starts a slow copy (`bs` requests one at a time) of `src` to `dst` in `dir` and waits until
 /// its temporary file is there at full size: the child and the file's name.
-fn start_slow_copy(dir: &Path, src: &str, dst: &str, size: u64) -> (std::process::Child, String) {
+fn start_slow_copy(
+    dir: &Path,
+    src: &str,
+    dst: &str,
+    size: u64,
+    bs: &str,
+) -> (std::process::Child, String) {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
     let before = temps(dir, dst);
     let mut child = Command::new(env!("CARGO_BIN_EXE_aio"))
-        .args(["cp", "--bs", "4k", "--iodepth", "1", src, dst])
+        .args(["cp", "--bs", bs, "--iodepth", "1", src, dst])
         .current_dir(dir)
         .env_remove("AIO_ENGINE")
         .stdout(Stdio::null())
@@ -376,7 +382,7 @@ fn wait_for(child: &mut std::process::Child, secs: u64) -> std::process::ExitSta
 
 /// Leaves the temporary file of a copy of `src` to `dst` killed with SIGKILL: its name.
 fn killed_copy(dir: &Path, src: &str, dst: &str, size: u64) -> String {
-    let (mut child, name) = start_slow_copy(dir, src, dst, size);
+    let (mut child, name) = start_slow_copy(dir, src, dst, size, "4k");
     child.kill().expect("SIGKILL aio cp");
     let status = wait_for(&mut child, 30);
     use std::os::unix::process::ExitStatusExt;
@@ -423,7 +429,8 @@ fn a_running_copys_temporary_file_is_never_removed() {
     let d = dir.path();
     let data = big_source(d);
     write_file(&d.join("small.bin"), &pattern(100_000, 22), 0o644);
-    let (mut child, running) = start_slow_copy(d, "big.bin", "copy.bin", BIG);
+    // 512-byte requests: long enough for what follows to happen while it runs.
+    let (mut child, running) = start_slow_copy(d, "big.bin", "copy.bin", BIG, "512");
     // Another copy to the same DST, and --clean, while it runs.
     aio(d, &["cp", "small.bin", "copy.bin"]).expect_code(0, "a second copy to DST");
     assert!(d.join(&running).exists(), "a second copy removed the running one's file");
@@ -432,6 +439,17 @@ fn a_running_copys_temporary_file_is_never_removed() {
         .expect_stdout(&format!("kept {running}: process {} is running", child.id()))
         .expect_stdout("0 stale temporary file(s) of copies to ");
     assert!(d.join(&running).exists(), "--clean removed the running copy's file");
+    assert!(child.try_wait().unwrap().is_none(), "the slow copy ended early: the checks are void");
+    let status = wait_for(&mut child, 300);
+    let stderr = {
+        use std::io::Read;
+        let mut s = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut s).unwrap();
+        s
+    };
+    assert!(status.success(), "the slow copy failed ({status}): {stderr}");
+    assert!(fs::read(d.join("copy.bin")).unwrap() == data, "the slow copy's result differs");
+    assert!(!d.join(&running).exists());
     // A file whose PID says its copy is gone, but whose lock is held (a copy seen from another
     // PID namespace): kept too.
     let dead = std::process::Command::new("true").spawn().unwrap();
@@ -447,16 +465,6 @@ fn a_running_copys_temporary_file_is_never_removed() {
         .expect_stdout("another process holds its lock");
     assert!(d.join(&locked).exists(), "--clean removed a locked file");
     drop(holder);
-    let status = wait_for(&mut child, 300);
-    let stderr = {
-        use std::io::Read;
-        let mut s = String::new();
-        child.stderr.take().unwrap().read_to_string(&mut s).unwrap();
-        s
-    };
-    assert!(status.success(), "the slow copy failed ({status}): {stderr}");
-    assert!(fs::read(d.join("copy.bin")).unwrap() == data, "the slow copy's result differs");
-    assert!(!d.join(&running).exists());
     // Its lock is free now and its PID long gone: stale.
     aio(d, &["cp", "--clean", "copy.bin"])
         .expect_code(0, "--clean after")
