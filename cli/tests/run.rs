@@ -130,7 +130,9 @@ fn progs() -> Option<&'static Progs> {
                 Some(sys) => {
                     let other = out.join("other");
                     std::fs::create_dir_all(&other).unwrap();
-                    install(&sys, &other.join(sys.file_name().unwrap()));
+                    // As libaio.so.1 whatever its name here (Debian's libaio.so.1t64 too):
+                    // the name the program's DT_NEEDED looks for on the RPATH.
+                    install(&sys, &other.join("libaio.so.1"));
                     let rpath = format!("-Wl,--disable-new-dtags,-rpath,{}", other.display());
                     gcc(&[
                         &inc,
