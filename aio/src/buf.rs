@@ -7,6 +7,7 @@
 
 use std::alloc::{self, Layout};
 use std::fmt;
+use std::io;
 use std::ops::{Bound, Deref, DerefMut, RangeBounds};
 use std::ptr::NonNull;
 
@@ -192,6 +193,11 @@ unsafe impl<B: IoBufMut> IoBufMut for Slice<B> {
 /// The size of an x86_64 transparent huge page: what [`AlignedBuf::huge`] aligns to.
 const HUGE_PAGE: usize = 2 << 20;
 
+/// What the `try_` constructors of [`AlignedBuf`] return when the allocator refuses.
+fn out_of_memory() -> io::Error {
+    io::Error::from(io::ErrorKind::OutOfMemory)
+}
+
 /// A heap buffer whose address and capacity are multiples of a chosen alignment, as `O_DIRECT`
 /// requires (see [`crate::align::DioAlign`] for finding a file's alignment).
 ///
@@ -216,13 +222,31 @@ impl AlignedBuf {
     ///
     /// If `align` is not a power of two or the size overflows; aborts if allocation fails.
     pub fn new(capacity: usize, align: usize) -> AlignedBuf {
+        let layout = Self::layout(capacity, align);
+        Self::alloc_new(layout).unwrap_or_else(|| alloc::handle_alloc_error(layout))
+    }
+
+    /// Like [`new`](Self::new), but an allocation the system refuses is an error
+    /// ([`io::ErrorKind::OutOfMemory`]) instead of an abort: for buffers whose size comes from
+    /// the user (a queue depth times a block size).
+    ///
+    /// # Panics
+    ///
+    /// If `align` is not a power of two or the size overflows.
+    pub fn try_new(capacity: usize, align: usize) -> io::Result<AlignedBuf> {
+        Self::alloc_new(Self::layout(capacity, align)).ok_or_else(out_of_memory)
+    }
+
+    fn layout(capacity: usize, align: usize) -> Layout {
         assert!(align.is_power_of_two(), "alignment {align} is not a power of two");
         let size = capacity.checked_next_multiple_of(align).expect("buffer size overflows");
-        let layout = Layout::from_size_align(size.max(align), align).expect("bad buffer layout");
+        Layout::from_size_align(size.max(align), align).expect("bad buffer layout")
+    }
+
+    fn alloc_new(layout: Layout) -> Option<AlignedBuf> {
         // SAFETY: the layout has a non-zero size (at least `align` >= 1).
-        let ptr = unsafe { alloc::alloc_zeroed(layout) };
-        let Some(ptr) = NonNull::new(ptr) else { alloc::handle_alloc_error(layout) };
-        AlignedBuf { ptr, len: 0, layout }
+        let ptr = NonNull::new(unsafe { alloc::alloc_zeroed(layout) })?;
+        Some(AlignedBuf { ptr, len: 0, layout })
     }
 
     /// Like [`new`](Self::new), for large `O_DIRECT` buffers: the capacity rounded up to 2 MiB,
@@ -232,29 +256,67 @@ impl AlignedBuf {
     /// 1 MiB, on a virtio disk); from huge pages a 4 MiB request is two segments and goes whole.
     /// Where the kernel gives no huge pages it is an ordinary aligned buffer.
     pub fn huge(capacity: usize) -> AlignedBuf {
+        let layout = Self::huge_layout(capacity);
+        Self::alloc_huge(layout).unwrap_or_else(|| alloc::handle_alloc_error(layout))
+    }
+
+    /// Like [`huge`](Self::huge), but an allocation the system refuses is an error
+    /// ([`io::ErrorKind::OutOfMemory`]) instead of an abort.
+    pub fn try_huge(capacity: usize) -> io::Result<AlignedBuf> {
+        Self::alloc_huge(Self::huge_layout(capacity)).ok_or_else(out_of_memory)
+    }
+
+    fn huge_layout(capacity: usize) -> Layout {
         let size =
             capacity.max(1).checked_next_multiple_of(HUGE_PAGE).expect("buffer size overflows");
-        let layout = Layout::from_size_align(size, HUGE_PAGE).expect("bad buffer layout");
+        Layout::from_size_align(size, HUGE_PAGE).expect("bad buffer layout")
+    }
+
+    fn alloc_huge(layout: Layout) -> Option<AlignedBuf> {
+        let size = layout.size();
         // SAFETY: the layout has a non-zero size.
-        let ptr = unsafe { alloc::alloc(layout) };
-        let Some(ptr) = NonNull::new(ptr) else { alloc::handle_alloc_error(layout) };
+        let ptr = NonNull::new(unsafe { alloc::alloc(layout) })?;
         // SAFETY: 2 MiB-aligned (so page-aligned), `size` bytes we own. A refusal leaves 4 KiB
         // pages: nothing to undo.
         let _ = unsafe { crate::sys::fs::madvise_hugepage(ptr.as_ptr(), size) };
         // SAFETY: `size` bytes we own; zeroed so every byte is initialized, as `new` promises.
         unsafe { ptr.as_ptr().write_bytes(0, size) };
-        AlignedBuf { ptr, len: 0, layout }
+        Some(AlignedBuf { ptr, len: 0, layout })
     }
 
     /// A buffer for requests of `capacity` bytes: [`huge`](Self::huge) from 2 MiB up (when
     /// `align` allows), where huge pages spare the device splitting each request, otherwise
     /// [`new`](Self::new).
     pub fn for_io(capacity: usize, align: usize) -> AlignedBuf {
-        if capacity >= HUGE_PAGE && align <= HUGE_PAGE {
+        if Self::is_huge(capacity, align) {
             AlignedBuf::huge(capacity)
         } else {
             AlignedBuf::new(capacity, align)
         }
+    }
+
+    /// Like [`for_io`](Self::for_io), but an allocation the system refuses is an error
+    /// ([`io::ErrorKind::OutOfMemory`]) instead of an abort.
+    pub fn try_for_io(capacity: usize, align: usize) -> io::Result<AlignedBuf> {
+        if Self::is_huge(capacity, align) {
+            AlignedBuf::try_huge(capacity)
+        } else {
+            AlignedBuf::try_new(capacity, align)
+        }
+    }
+
+    /// The bytes [`for_io`](Self::for_io) allocates for a buffer of `capacity` bytes aligned
+    /// to `align` (its capacity rounded up to the alignment, or to 2 MiB for huge pages).
+    pub fn for_io_size(capacity: usize, align: usize) -> usize {
+        if Self::is_huge(capacity, align) {
+            Self::huge_layout(capacity).size()
+        } else {
+            Self::layout(capacity, align).size()
+        }
+    }
+
+    fn is_huge(capacity: usize, align: usize) -> bool {
+        capacity >= HUGE_PAGE && align <= HUGE_PAGE
     }
 
     /// A buffer holding a copy of `data`, aligned to `align`.
@@ -417,6 +479,26 @@ mod tests {
             assert!(b.as_full_slice().iter().all(|&x| x == 0));
             assert_eq!(b.len(), 0);
         }
+    }
+
+    #[test]
+    fn refused_allocations_are_errors_with_try() {
+        let b = AlignedBuf::try_for_io(3 << 20, 4096).unwrap();
+        assert_eq!(b.capacity(), AlignedBuf::for_io_size(3 << 20, 4096));
+        assert_eq!(b.capacity(), 4 << 20);
+        assert_eq!(AlignedBuf::try_new(1000, 512).unwrap().capacity(), 1024);
+        // 64 TiB: more than any machine this runs on has. Only the heuristic and strict
+        // overcommit modes refuse it at once (mode 1 hands out any amount of address space).
+        let mode = std::fs::read_to_string("/proc/sys/vm/overcommit_memory").unwrap_or_default();
+        if mode.trim() == "1" {
+            eprintln!("SKIP refused_allocations_are_errors_with_try: vm.overcommit_memory = 1");
+            return;
+        }
+        let e = AlignedBuf::try_new(1 << 46, 4096).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::OutOfMemory);
+        assert_eq!(e.to_string(), "out of memory");
+        let e = AlignedBuf::try_huge(1 << 46).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::OutOfMemory);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! an `O_DIRECT` request reaches the disk whole. Only the
 //! data ranges of SRC are copied (`lseek` `SEEK_DATA`/`SEEK_HOLE`), so holes stay holes; the
 //! final size is set with `ftruncate`. The copy goes to a temporary file in DST's directory
-//! (`.NAME.aio-cp.XXXXXX`), which gets SRC's permission bits, is fsynced, optionally verified
+//! (`.NAME.aio-cp.PID.XXXXXX`, locked while the copy runs: see [`crate::cptemp`], which also
+//! removes the ones killed copies left), which gets SRC's permission bits, is fsynced, optionally verified
 //! (`--verify`: checksums of SRC and the copy compared), then renamed over DST, and the directory
 //! is fsynced: a crash leaves DST as it was or complete, never half-written. On any error the
 //! temporary file is removed.
@@ -27,6 +28,7 @@ use aio::driver::{self, Buf, Completion, Driver, Request, SelectOptions};
 use aio::{AlignedBuf, DioAlign, IoBuf, Slice};
 use clap::Args;
 
+use crate::cptemp::{self, Found};
 use crate::ui::Progress;
 use crate::util::{
     cause, checksum_file, human_bytes, parse_bool, parse_size, path_error, queue_limit, Failure,
@@ -34,11 +36,22 @@ use crate::util::{
 
 /// `aio cp`: copy a file with many asynchronous requests in flight.
 #[derive(Debug, Args)]
+#[command(override_usage = "aio cp [OPTIONS] SRC DST\n       aio cp --clean DST")]
+#[command(after_help = "The copy is made in DST's directory as .NAME.aio-cp.PID.XXXXXX and \
+renamed over DST once complete. A copy that was killed leaves that file behind: the next aio cp \
+to the same DST removes it, and --clean DST removes such files without copying. Only files \
+whose process is gone and whose lock nobody holds are removed.")]
 pub struct CpArgs {
     /// The file to copy.
-    src: PathBuf,
+    #[arg(required_unless_present = "clean")]
+    src: Option<PathBuf>,
     /// Where to copy it: a file path (replaced atomically), or a directory to copy into.
-    dst: PathBuf,
+    #[arg(required_unless_present = "clean")]
+    dst: Option<PathBuf>,
+    /// Copy nothing: remove the temporary files that killed copies to DST left in its
+    /// directory (for a directory: those of every name in it).
+    #[arg(long, value_name = "DST", conflicts_with_all = ["src", "dst", "verify", "direct", "bs", "iodepth"])]
+    clean: Option<PathBuf>,
     /// Buffers in flight at once [default: 32 with --direct; 4 through the page cache, whose
     /// readahead already runs ahead of the reads, and which many concurrent large reads only
     /// scatter].
@@ -104,8 +117,13 @@ impl Drop for TempFile {
 
 /// Runs `aio cp`.
 pub fn run(args: CpArgs) -> Result<(), Failure> {
+    if let Some(dst) = &args.clean {
+        return clean(dst);
+    }
+    let (Some(src_path), Some(dst_arg)) = (&args.src, &args.dst) else {
+        return Err(Failure::usage("SRC and DST are required"));
+    };
     let start = Instant::now();
-    let src_path = &args.src;
 
     // SRC: a regular file.
     let mut src_opts = OpenOptions::new();
@@ -124,7 +142,7 @@ pub fn run(args: CpArgs) -> Result<(), Failure> {
     drop(probe);
 
     // DST: into a directory, or a file path.
-    let dst_path = match std::fs::metadata(&args.dst) {
+    let dst_path = match std::fs::metadata(dst_arg) {
         Ok(md) if md.is_dir() => {
             let name = src_path.file_name().ok_or_else(|| {
                 Failure::run(format!(
@@ -132,9 +150,9 @@ pub fn run(args: CpArgs) -> Result<(), Failure> {
                     src_path.display()
                 ))
             })?;
-            args.dst.join(name)
+            dst_arg.join(name)
         }
-        _ => args.dst.clone(),
+        _ => dst_arg.clone(),
     };
     match std::fs::metadata(&dst_path) {
         Ok(md) if md.dev() == src_md.dev() && md.ino() == src_md.ino() => {
@@ -184,7 +202,17 @@ pub fn run(args: CpArgs) -> Result<(), Failure> {
         unsafe { libc::posix_fadvise(src.as_raw_fd(), 0, 0, libc::POSIX_FADV_SEQUENTIAL) };
     }
 
-    // The temporary file.
+    // Temporary files that killed copies to DST left behind, then ours.
+    if let Ok(found) = cptemp::clean(&dir, Some(&dst_name)) {
+        for f in found {
+            if let Found::Removed(path, pid) = f {
+                eprintln!(
+                    "aio cp: removed {}, left by a copy that no longer runs (process {pid})",
+                    path.display()
+                );
+            }
+        }
+    }
     let (tmp_file, tmp) = create_temp(&dir, &dst_name, args.direct)?;
     let tmp_path = tmp.path.clone();
 
@@ -235,9 +263,20 @@ pub fn run(args: CpArgs) -> Result<(), Failure> {
         })?;
     }
 
-    let mut select = SelectOptions::default();
     let iodepth =
         args.iodepth.unwrap_or(if args.direct { DEFAULT_DEPTH.1 } else { DEFAULT_DEPTH.0 });
+    // The buffers the copy will have in flight at most: refuse what this machine cannot hold
+    // before reading anything (the temporary file goes with the error).
+    let needed = buffers_needed(&ranges, bs, iodepth as usize);
+    let each = AlignedBuf::for_io_size(bs as usize, mem_align) as u64;
+    crate::util::check_buffer_memory(
+        needed.saturating_mul(each),
+        &crate::util::buffers_text(1, needed, bs),
+        src_path,
+    )
+    .map_err(Failure::run)?;
+
+    let mut select = SelectOptions::default();
     select.uring.entries = (iodepth as u32 * 2).next_power_of_two().max(64);
     select.kernel.max_events = (iodepth as usize * 2).max(64);
     let (driver, selection) =
@@ -322,6 +361,45 @@ pub fn run(args: CpArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `aio cp --clean DST`: removes the stale temporary files of copies to DST (of every copy
+/// into DST, when it is a directory) and says what it found.
+fn clean(dst: &Path) -> Result<(), Failure> {
+    let (dir, name) = match std::fs::metadata(dst) {
+        Ok(md) if md.is_dir() => (dst.to_path_buf(), None),
+        _ => {
+            let name = dst
+                .file_name()
+                .ok_or_else(|| Failure::run(format!("{} does not name a file", dst.display())))?;
+            let dir = match dst.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            (dir, Some(name))
+        }
+    };
+    let found = cptemp::clean(&dir, name)
+        .map_err(|e| Failure::run(path_error("cannot read directory", &dir, &e)))?;
+    let mut removed = 0;
+    for f in &found {
+        match f {
+            Found::Removed(path, pid) => {
+                removed += 1;
+                println!("removed {} (process {pid} no longer runs)", path.display());
+            }
+            Found::Kept(path, why) => println!("kept {}: {why}", path.display()),
+        }
+    }
+    let whose = match name {
+        Some(n) => format!("copies to {}", dir.join(n).display()),
+        None => format!("copies into {}", dir.display()),
+    };
+    println!(
+        "{removed} stale temporary file(s) of {whose} removed, {} kept",
+        found.len() - removed
+    );
+    Ok(())
+}
+
 fn direct_hint(mut msg: String, direct: bool, e: &io::Error) -> Failure {
     if direct && e.raw_os_error() == Some(libc::EINVAL) {
         msg.push_str(" (this filesystem does not support O_DIRECT; copy without --direct)");
@@ -329,28 +407,22 @@ fn direct_hint(mut msg: String, direct: bool, e: &io::Error) -> Failure {
     Failure::run(msg)
 }
 
-/// Creates `DIR/.NAME.aio-cp.XXXXXX` (mode 0600 until the copy is complete).
+/// Creates `DIR/.NAME.aio-cp.PID.XXXXXX` (mode 0600 until the copy is complete) and takes its
+/// ownership lock (see [`crate::cptemp`]).
 fn create_temp(
     dir: &Path,
     name: &std::ffi::OsStr,
     direct: bool,
 ) -> Result<(File, TempFile), Failure> {
-    let mut state = std::process::id() as u64
+    let pid = std::process::id();
+    let mut state = pid as u64
         ^ std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut last = None;
     for _ in 0..100 {
-        let suffix: String = (0..6)
-            .map(|_| {
-                CHARS[(crate::util::splitmix64(&mut state) % CHARS.len() as u64) as usize] as char
-            })
-            .collect();
-        let mut file_name = std::ffi::OsString::from(".");
-        file_name.push(name);
-        file_name.push(format!(".aio-cp.{suffix}"));
-        let path = dir.join(file_name);
+        let suffix = cptemp::random_suffix(&mut state);
+        let path = dir.join(cptemp::temp_name(name, pid, &suffix));
         let mut o = OpenOptions::new();
         o.write(true).create_new(true).mode(0o600);
         if direct {
@@ -358,6 +430,7 @@ fn create_temp(
         }
         match o.open(&path) {
             Ok(f) => {
+                cptemp::lock(&f);
                 let on_signal = crate::cleanup::remove_on_signal(&path);
                 return Ok((f, TempFile { path, armed: true, on_signal }));
             }
@@ -477,6 +550,13 @@ fn verify(src: &Path, tmp: &Path, dst: &Path, size: u64) -> Result<u64, Failure>
     Ok(a)
 }
 
+/// How many buffers a copy of `ranges` in requests of `bs` bytes has at most, with `depth` in
+/// flight: one per request, up to the depth.
+fn buffers_needed(ranges: &[(u64, u64)], bs: u64, depth: usize) -> u64 {
+    let requests: u64 = ranges.iter().map(|(s, e)| (e - s).div_ceil(bs)).sum();
+    requests.min(depth as u64)
+}
+
 /// Counts of requests.
 struct CopyStats {
     reads: u64,
@@ -522,6 +602,7 @@ impl Copy<'_> {
         let bs = self.bs;
         // The chunks to read: (offset, length), each within one data range.
         let mut chunks: VecDeque<(u64, u64)> = VecDeque::new();
+        let needed = buffers_needed(ranges, bs, self.depth);
         let mut ranges = ranges.iter().copied();
         let mut current: Option<(u64, u64)> = None;
         let mut next_chunk = |chunks: &mut VecDeque<(u64, u64)>| -> Option<(u64, u64)> {
@@ -540,13 +621,21 @@ impl Copy<'_> {
             }
         };
         let depth = self.depth;
-        // Buffers are made on first use: a small file needs few.
-        let new_buf = || {
+        // Buffers are made on first use: a small file needs few. A refused allocation is an
+        // error (--iodepth and --bs come from the user), not an abort.
+        let new_buf = || -> Result<AlignedBuf, Failure> {
             // From huge pages when large: an O_DIRECT request then reaches the device whole
             // instead of split at its segment limit (see AlignedBuf::huge).
-            let mut b = AlignedBuf::for_io(bs as usize, self.mem_align);
+            let mut b = AlignedBuf::try_for_io(bs as usize, self.mem_align).map_err(|_| {
+                let each = AlignedBuf::for_io_size(bs as usize, self.mem_align) as u64;
+                Failure::run(crate::util::buffers_refused(
+                    needed.saturating_mul(each),
+                    &crate::util::buffers_text(1, needed, bs),
+                    &self.src_path.display().to_string(),
+                ))
+            })?;
             b.set_len(b.capacity());
-            b
+            Ok(b)
         };
         let mut bufs: Vec<Option<AlignedBuf>> = (0..depth).map(|_| None).collect();
         let mut phase = vec![Phase::Idle; depth];
@@ -597,7 +686,11 @@ impl Copy<'_> {
                     break;
                 };
                 free.pop();
-                let buf = bufs[slot].take().unwrap_or_else(new_buf).slice(0..len as usize);
+                let buf = match bufs[slot].take() {
+                    Some(b) => b,
+                    None => new_buf()?,
+                };
+                let buf = buf.slice(0..len as usize);
                 phase[slot] = Phase::Read { off, len };
                 stats.reads += 1;
                 queue(

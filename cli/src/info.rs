@@ -10,6 +10,7 @@ use aio::align::AlignSource;
 use aio::driver::{self, KernelDriver, KernelOptions, SelectOptions, UringDriver, UringOptions};
 use aio::{AlignedBuf, DioAlign};
 use clap::Args;
+use serde::Serialize;
 
 use crate::bench::PRETEND_NO_URING;
 use crate::util::{self, cause, human_bytes, path_error, Failure};
@@ -20,6 +21,9 @@ pub struct InfoArgs {
     /// A file or directory to examine (default: the current directory).
     #[arg(default_value = ".")]
     path: PathBuf,
+    /// Print the same facts as one JSON document.
+    #[arg(long)]
+    json: bool,
 }
 
 /// io_uring opcodes by number (`enum io_uring_op` in `<linux/io_uring.h>`).
@@ -93,39 +97,357 @@ fn line(label: &str, value: impl std::fmt::Display) {
     println!("{:<24}{value}", format!("{label}:"));
 }
 
-fn read_proc(path: &str) -> String {
-    std::fs::read_to_string(path)
-        .map_or_else(|e| format!("? ({})", cause(&e)), |s| s.trim().to_string())
+/// A number read from `/proc`, or why it could not be.
+#[derive(Debug, Serialize)]
+struct ProcValue {
+    /// The value.
+    value: Option<u64>,
+    /// Why there is none.
+    error: Option<String>,
+}
+
+impl ProcValue {
+    fn read(path: &str) -> ProcValue {
+        match std::fs::read_to_string(path) {
+            Ok(s) => match s.trim().parse() {
+                Ok(v) => ProcValue { value: Some(v), error: None },
+                Err(_) => ProcValue { value: None, error: Some(format!("not a number: {s:?}")) },
+            },
+            Err(e) => ProcValue { value: None, error: Some(cause(&e)) },
+        }
+    }
+}
+
+impl std::fmt::Display for ProcValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.value, &self.error) {
+            (Some(v), _) => write!(f, "{v}"),
+            (None, Some(e)) => write!(f, "? ({e})"),
+            (None, None) => write!(f, "?"),
+        }
+    }
+}
+
+/// Everything `aio info` reports: printed as text, or as one JSON document (`--json`).
+#[derive(Debug, Serialize)]
+struct Info {
+    /// `uname -srm`.
+    kernel: String,
+    io_uring: UringInfo,
+    kernel_aio: KernelAioInfo,
+    /// `AIO_ENGINE`, when set (it forces the engines below).
+    aio_engine: Option<String>,
+    path: PathInfo,
+}
+
+#[derive(Debug, Serialize)]
+struct UringInfo {
+    /// Whether a ring can be set up.
+    available: bool,
+    /// Why not, when it cannot.
+    unavailable: Option<String>,
+    /// `/proc/sys/kernel/io_uring_disabled`.
+    io_uring_disabled: ProcValue,
+    /// The ring's features the driver uses.
+    features: Option<UringFeatures>,
+    /// The opcodes the driver uses, and whether the kernel has each.
+    driver_opcodes: Vec<Opcode>,
+    /// Every opcode the kernel reports (`IORING_REGISTER_PROBE`), by name.
+    opcodes_supported: Option<Vec<String>>,
+    /// How many opcodes this program knows the names of.
+    opcodes_known: usize,
+    /// Why the probe failed, if it did.
+    opcodes_error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct UringFeatures {
+    ext_arg: bool,
+    nodrop: bool,
+    submit_stable: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Opcode {
+    name: String,
+    supported: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct KernelAioInfo {
+    /// `/proc/sys/fs/aio-nr`.
+    aio_nr: ProcValue,
+    /// `/proc/sys/fs/aio-max-nr`.
+    aio_max_nr: ProcValue,
+    /// Whether `io_setup` works.
+    io_setup_works: bool,
+    /// Why not, when it does not.
+    io_setup_error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct PathInfo {
+    /// PATH, made absolute.
+    path: String,
+    /// `directory`, `file` or `special file`.
+    kind: &'static str,
+    /// Its size, for a file.
+    size: Option<u64>,
+    filesystem: Option<FsReport>,
+    /// Why the filesystem is not known.
+    filesystem_error: Option<String>,
+    /// The block device's request limits, if it is on one.
+    device: Option<DeviceInfo>,
+    o_direct: DirectInfo,
+    /// The O_DIRECT alignment, when O_DIRECT could be opened.
+    alignment: Option<AlignInfo>,
+    /// Why the alignment is not known.
+    alignment_error: Option<String>,
+    /// The engine chosen for a buffered open (absent when O_DIRECT was not tested).
+    engine_buffered: Option<EngineChoice>,
+    /// The engine chosen for an O_DIRECT open (absent when O_DIRECT does not work).
+    engine_direct: Option<EngineChoice>,
+    /// The engine POSIX AIO runs on.
+    engine_posix: Option<EngineChoice>,
+}
+
+#[derive(Debug, Serialize)]
+struct FsReport {
+    /// Its type (`ext4`).
+    name: String,
+    /// `statfs`'s `f_type`.
+    magic: u64,
+    mount_point: Option<String>,
+    source: Option<String>,
+    /// tmpfs or ramfs: O_DIRECT bypasses nothing there.
+    in_memory: bool,
+    #[serde(skip)]
+    text: String,
+}
+
+#[derive(Debug, Serialize)]
+struct DeviceInfo {
+    /// `queue/max_sectors_kb`, in bytes.
+    max_request_bytes: u64,
+    /// `queue/max_segments`.
+    max_segments: u64,
+    /// The largest request from scattered 4 KiB pages, bytes.
+    scattered_request_bytes: u64,
+    /// The transparent huge page mode, if the kernel has them.
+    transparent_huge_pages: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct DirectInfo {
+    /// `works`, `io_fails`, `open_fails` or `not_tested`.
+    status: &'static str,
+    /// What was done, or why it failed.
+    detail: String,
+}
+
+#[derive(Debug, Serialize)]
+struct AlignInfo {
+    /// Buffer address alignment, bytes.
+    memory: u32,
+    /// File offset and length alignment, bytes.
+    offset: u32,
+    /// `statx`, `block_device` or `default`.
+    source: &'static str,
+    #[serde(skip)]
+    source_text: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct EngineChoice {
+    /// The engine chosen, if one can run.
+    engine: Option<String>,
+    /// Whether `AIO_ENGINE` forced it.
+    forced: bool,
+    /// The engines passed over, and why.
+    passed_over: Vec<PassedOver>,
+    /// Why none can run.
+    error: Option<String>,
+    /// All of it as one line (the text report's).
+    text: String,
+}
+
+#[derive(Debug, Serialize)]
+struct PassedOver {
+    engine: String,
+    reason: String,
+}
+
+impl EngineChoice {
+    fn of(sel: Result<driver::Selection, String>) -> EngineChoice {
+        match sel {
+            Ok(sel) => EngineChoice {
+                engine: Some(sel.engine.name().to_string()),
+                forced: sel.forced,
+                passed_over: sel
+                    .skipped
+                    .iter()
+                    .map(|(e, why)| PassedOver {
+                        engine: e.name().to_string(),
+                        reason: why.clone(),
+                    })
+                    .collect(),
+                error: None,
+                text: sel.to_string(),
+            },
+            Err(e) => EngineChoice {
+                engine: None,
+                forced: false,
+                passed_over: Vec::new(),
+                text: format!("none: {e}"),
+                error: Some(e),
+            },
+        }
+    }
 }
 
 /// Runs `aio info`.
 pub fn run(args: InfoArgs) -> Result<(), Failure> {
-    line("kernel", util::kernel_version());
-    uring_info();
+    let info = Info {
+        kernel: util::kernel_version(),
+        io_uring: uring_info(),
+        kernel_aio: {
+            let setup = KernelDriver::new(KernelOptions {
+                max_events: 1,
+                buffered_pool: None,
+                ..KernelOptions::default()
+            });
+            KernelAioInfo {
+                aio_nr: ProcValue::read("/proc/sys/fs/aio-nr"),
+                aio_max_nr: ProcValue::read("/proc/sys/fs/aio-max-nr"),
+                io_setup_works: setup.is_ok(),
+                io_setup_error: setup.err().map(|e| e.to_string()),
+            }
+        },
+        aio_engine: std::env::var_os("AIO_ENGINE").map(|v| v.to_string_lossy().into_owned()),
+        path: path_info(&args.path)?,
+    };
+    if args.json {
+        let text = serde_json::to_string_pretty(&info)
+            .map_err(|e| Failure::run(format!("cannot write JSON: {e}")))?;
+        println!("{text}");
+    } else {
+        print_text(&info);
+    }
+    Ok(())
+}
+
+fn print_text(info: &Info) {
+    line("kernel", &info.kernel);
+    let u = &info.io_uring;
+    match &u.unavailable {
+        Some(why) => {
+            line("io_uring", format!("unavailable: {why}"));
+            line("  io_uring_disabled", &u.io_uring_disabled);
+        }
+        None => {
+            line(
+                "io_uring",
+                format!("available (/proc/sys/kernel/io_uring_disabled = {})", u.io_uring_disabled),
+            );
+            if let Some(f) = &u.features {
+                line(
+                    "  features",
+                    format!(
+                        "ext_arg {}, nodrop {}, submit_stable {}",
+                        yes(f.ext_arg),
+                        yes(f.nodrop),
+                        yes(f.submit_stable)
+                    ),
+                );
+            }
+            let used: Vec<String> = u
+                .driver_opcodes
+                .iter()
+                .map(|o| if o.supported { o.name.clone() } else { format!("{} (NO)", o.name) })
+                .collect();
+            line("  driver's opcodes", used.join(", "));
+            match (&u.opcodes_supported, &u.opcodes_error) {
+                (Some(ops), _) => line(
+                    "  opcodes supported",
+                    wrap(&format!("{} of {}: {}", ops.len(), u.opcodes_known, ops.join(", "))),
+                ),
+                (None, e) => line(
+                    "  opcodes supported",
+                    format!("? (IORING_REGISTER_PROBE: {})", e.as_deref().unwrap_or("?")),
+                ),
+            }
+        }
+    }
+    let k = &info.kernel_aio;
     line(
         "kernel AIO",
         format!(
             "/proc/sys/fs/aio-nr {}, /proc/sys/fs/aio-max-nr {}; io_setup {}",
-            read_proc("/proc/sys/fs/aio-nr"),
-            read_proc("/proc/sys/fs/aio-max-nr"),
-            match KernelDriver::new(KernelOptions {
-                max_events: 1,
-                buffered_pool: None,
-                ..KernelOptions::default()
-            }) {
-                Ok(_) => "works".to_string(),
-                Err(e) => format!("fails: {e}"),
+            k.aio_nr,
+            k.aio_max_nr,
+            match &k.io_setup_error {
+                None => "works".to_string(),
+                Some(e) => format!("fails: {e}"),
             }
         ),
     );
-    if let Some(v) = std::env::var_os("AIO_ENGINE") {
-        line("AIO_ENGINE", format!("{} (forces the engine below)", v.to_string_lossy()));
+    if let Some(v) = &info.aio_engine {
+        line("AIO_ENGINE", format!("{v} (forces the engine below)"));
     }
-    path_info(&args.path)
+    let p = &info.path;
+    let kind = match p.size {
+        Some(n) => format!("file, {}", human_bytes(n)),
+        None => p.kind.to_string(),
+    };
+    line("path", format!("{} ({kind})", p.path));
+    match (&p.filesystem, &p.filesystem_error) {
+        (Some(fs), _) => {
+            let mut s = format!("{} (statfs magic {:#x})", fs.text, fs.magic);
+            if fs.in_memory {
+                s.push_str(": in memory, O_DIRECT here bypasses nothing");
+            }
+            line("  filesystem", s);
+        }
+        (None, e) => line("  filesystem", format!("? ({})", e.as_deref().unwrap_or("?"))),
+    }
+    line("  device requests", wrap(&device_text(p.device.as_ref())));
+    match p.o_direct.status {
+        "not_tested" => {
+            line("  O_DIRECT", format!("not tested: {}", p.o_direct.detail));
+            return;
+        }
+        "works" => line("  O_DIRECT", format!("works ({})", p.o_direct.detail)),
+        "io_fails" => line("  O_DIRECT", format!("open works, I/O fails: {}", p.o_direct.detail)),
+        _ => line("  O_DIRECT", format!("does not work: {}", p.o_direct.detail)),
+    }
+    if p.o_direct.status != "open_fails" {
+        match (&p.alignment, &p.alignment_error) {
+            (Some(a), _) => line(
+                "  O_DIRECT alignment",
+                format!(
+                    "memory {} bytes, offset and length {} bytes ({})",
+                    a.memory, a.offset, a.source_text
+                ),
+            ),
+            (None, e) => {
+                line("  O_DIRECT alignment", format!("? ({})", e.as_deref().unwrap_or("?")))
+            }
+        }
+    }
+    if let Some(e) = &p.engine_buffered {
+        line("  engine, buffered", &e.text);
+    }
+    match &p.engine_direct {
+        Some(e) => line("  engine, O_DIRECT", &e.text),
+        None => line("  engine, O_DIRECT", "- (O_DIRECT does not work here)"),
+    }
+    if let Some(e) = &p.engine_posix {
+        line("  engine, POSIX AIO", &e.text);
+    }
 }
 
-fn uring_info() {
-    let disabled = read_proc("/proc/sys/kernel/io_uring_disabled");
+fn uring_info() -> UringInfo {
+    let disabled = ProcValue::read("/proc/sys/kernel/io_uring_disabled");
     let pretend = std::env::var_os(PRETEND_NO_URING);
     let driver = match &pretend {
         Some(why) => Err(format!("{} ({PRETEND_NO_URING})", why.to_string_lossy())),
@@ -133,37 +455,39 @@ fn uring_info() {
             .map_err(|e| e.to_string()),
     };
     match driver {
-        Err(why) => {
-            line("io_uring", format!("unavailable: {why}"));
-            line("  io_uring_disabled", disabled);
-        }
+        Err(why) => UringInfo {
+            available: false,
+            unavailable: Some(why),
+            io_uring_disabled: disabled,
+            features: None,
+            driver_opcodes: Vec::new(),
+            opcodes_supported: None,
+            opcodes_known: URING_OPS.len(),
+            opcodes_error: None,
+        },
         Ok(d) => {
-            line(
-                "io_uring",
-                format!("available (/proc/sys/kernel/io_uring_disabled = {disabled})"),
-            );
             let p = d.probe();
-            line(
-                "  features",
-                format!(
-                    "ext_arg {}, nodrop {}, submit_stable {}",
-                    yes(p.ext_arg),
-                    yes(p.nodrop),
-                    yes(p.submit_stable)
-                ),
-            );
-            let used: Vec<String> = p
-                .ops
-                .iter()
-                .map(|(n, ok)| if *ok { n.to_string() } else { format!("{n} (NO)") })
-                .collect();
-            line("  driver's opcodes", used.join(", "));
-            match supported_ops() {
-                Ok(ops) => line(
-                    "  opcodes supported",
-                    wrap(&format!("{} of {}: {}", ops.len(), URING_OPS.len(), ops.join(", "))),
-                ),
-                Err(e) => line("  opcodes supported", format!("? (IORING_REGISTER_PROBE: {e})")),
+            let (ops, err) = match supported_ops() {
+                Ok(ops) => (Some(ops), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            UringInfo {
+                available: true,
+                unavailable: None,
+                io_uring_disabled: disabled,
+                features: Some(UringFeatures {
+                    ext_arg: p.ext_arg,
+                    nodrop: p.nodrop,
+                    submit_stable: p.submit_stable,
+                }),
+                driver_opcodes: p
+                    .ops
+                    .iter()
+                    .map(|(n, ok)| Opcode { name: n.to_string(), supported: *ok })
+                    .collect(),
+                opcodes_supported: ops,
+                opcodes_known: URING_OPS.len(),
+                opcodes_error: err,
             }
         }
     }
@@ -212,11 +536,11 @@ fn supported_ops() -> io::Result<Vec<String>> {
     Ok(out)
 }
 
-fn source_name(s: AlignSource) -> &'static str {
+fn source_name(s: AlignSource) -> (&'static str, &'static str) {
     match s {
-        AlignSource::Statx => "from statx STATX_DIOALIGN",
-        AlignSource::BlockDevice => "from the block device's logical block size",
-        AlignSource::Default => "assumed: neither statx nor a block device reports it",
+        AlignSource::Statx => ("statx", "from statx STATX_DIOALIGN"),
+        AlignSource::BlockDevice => ("block_device", "from the block device's logical block size"),
+        AlignSource::Default => ("default", "assumed: neither statx nor a block device reports it"),
     }
 }
 
@@ -248,36 +572,52 @@ fn probe_file(path: &Path) -> Result<Probe, String> {
     Ok(Probe { buffered, direct, what: path.display().to_string() })
 }
 
-fn path_info(path: &Path) -> Result<(), Failure> {
+fn path_info(path: &Path) -> Result<PathInfo, Failure> {
     let md =
         std::fs::metadata(path).map_err(|e| Failure::run(path_error("cannot open", path, &e)))?;
     let shown = std::fs::canonicalize(path).unwrap_or(path.to_path_buf());
-    let kind = if md.is_dir() {
-        "directory".to_string()
+    let (kind, size) = if md.is_dir() {
+        ("directory", None)
     } else if md.is_file() {
-        format!("file, {}", human_bytes(md.len()))
+        ("file", Some(md.len()))
     } else {
-        "special file".to_string()
+        ("special file", None)
     };
-    line("path", format!("{} ({kind})", shown.display()));
     let handle = File::open(path).map_err(|e| Failure::run(path_error("cannot open", path, &e)))?;
-    match util::filesystem(&handle) {
-        Ok(fs) => {
-            let mut s = format!("{fs} (statfs magic {:#x})", fs.magic);
-            if fs.is_memory() {
-                s.push_str(": in memory, O_DIRECT here bypasses nothing");
-            }
-            line("  filesystem", s);
-        }
-        Err(e) => line("  filesystem", format!("? ({})", cause(&e))),
-    }
-    line("  device requests", wrap(&device_requests(md.dev())));
+    let (filesystem, filesystem_error) = match util::filesystem(&handle) {
+        Ok(fs) => (
+            Some(FsReport {
+                in_memory: fs.is_memory(),
+                text: fs.to_string(),
+                name: fs.name,
+                magic: fs.magic,
+                mount_point: fs.mount_point,
+                source: fs.source,
+            }),
+            None,
+        ),
+        Err(e) => (None, Some(cause(&e))),
+    };
+    let mut info = PathInfo {
+        path: shown.display().to_string(),
+        kind,
+        size,
+        filesystem,
+        filesystem_error,
+        device: device_info(md.dev()),
+        o_direct: DirectInfo { status: "not_tested", detail: String::new() },
+        alignment: None,
+        alignment_error: None,
+        engine_buffered: None,
+        engine_direct: None,
+        engine_posix: None,
+    };
     let probe = if md.is_dir() { probe_dir(path) } else { probe_file(path) };
     let probe = match probe {
         Ok(p) => p,
         Err(why) => {
-            line("  O_DIRECT", format!("not tested: {why}"));
-            return Ok(());
+            info.o_direct.detail = why;
+            return Ok(info);
         }
     };
     match &probe.direct {
@@ -287,56 +627,68 @@ fn path_info(path: &Path) -> Result<(), Failure> {
                 Ok(a) => direct_io_test(f, a, md.is_dir()),
                 Err(e) => Err(e.to_string()),
             };
-            match test {
-                Ok(what) => line("  O_DIRECT", format!("works ({what} on {})", probe.what)),
-                Err(why) => line("  O_DIRECT", format!("open works, I/O fails: {why}")),
-            }
+            info.o_direct = match test {
+                Ok(what) => {
+                    DirectInfo { status: "works", detail: format!("{what} on {}", probe.what) }
+                }
+                Err(why) => DirectInfo { status: "io_fails", detail: why },
+            };
             match align {
-                Ok(a) => line(
-                    "  O_DIRECT alignment",
-                    format!(
-                        "memory {} bytes, offset and length {} bytes ({})",
-                        a.memory,
-                        a.offset,
-                        source_name(a.source)
-                    ),
-                ),
-                Err(e) => line("  O_DIRECT alignment", format!("? ({e})")),
+                Ok(a) => {
+                    let (source, source_text) = source_name(a.source);
+                    info.alignment = Some(AlignInfo {
+                        memory: a.memory as u32,
+                        offset: a.offset as u32,
+                        source,
+                        source_text,
+                    })
+                }
+                Err(e) => info.alignment_error = Some(e.to_string()),
             }
         }
-        Err(e) => line("  O_DIRECT", format!("does not work: open with O_DIRECT: {}", cause(e))),
+        Err(e) => {
+            info.o_direct = DirectInfo {
+                status: "open_fails",
+                detail: format!("open with O_DIRECT: {}", cause(e)),
+            }
+        }
     }
     let mut opts = SelectOptions::default();
     if let Some(why) = std::env::var_os(PRETEND_NO_URING) {
         opts.pretend_uring_unavailable =
             Some(format!("{} ({PRETEND_NO_URING})", why.to_string_lossy()));
     }
-    let pick = |f: &File| match driver::select_with(f, &opts) {
-        Ok((_, sel)) => sel.to_string(),
-        Err(e) => format!("none: {e}"),
+    let pick = |f: &File| {
+        EngineChoice::of(
+            driver::select_with(f, &opts).map(|(_, sel)| sel).map_err(|e| e.to_string()),
+        )
     };
-    line("  engine, buffered", pick(&probe.buffered));
-    match &probe.direct {
-        Ok(f) => line("  engine, O_DIRECT", pick(f)),
-        Err(_) => line("  engine, O_DIRECT", "- (O_DIRECT does not work here)"),
-    }
-    match aio::posix::engine_selection() {
-        Ok(sel) => line("  engine, POSIX AIO", sel),
-        Err(e) => line("  engine, POSIX AIO", format!("none: {}", io::Error::from_raw_os_error(e))),
-    }
-    Ok(())
+    info.engine_buffered = Some(pick(&probe.buffered));
+    info.engine_direct = probe.direct.as_ref().ok().map(pick);
+    info.engine_posix = Some(EngineChoice::of(
+        aio::posix::engine_selection().map_err(|e| io::Error::from_raw_os_error(e).to_string()),
+    ));
+    Ok(info)
 }
 
 /// The largest request the disk under `dev` takes, in how many DMA segments, and whether
 /// aio's large buffers can come from huge pages (one segment each 2 MiB instead of 4 KiB).
-fn device_requests(dev: u64) -> String {
-    let (Some(kb), Some(segs)) =
-        (util::queue_limit(dev, "max_sectors_kb"), util::queue_limit(dev, "max_segments"))
-    else {
+fn device_info(dev: u64) -> Option<DeviceInfo> {
+    let kb = util::queue_limit(dev, "max_sectors_kb")?;
+    let segs = util::queue_limit(dev, "max_segments")?;
+    Some(DeviceInfo {
+        max_request_bytes: kb << 10,
+        max_segments: segs,
+        scattered_request_bytes: (segs * 4).min(kb) << 10,
+        transparent_huge_pages: util::thp_mode(),
+    })
+}
+
+fn device_text(d: Option<&DeviceInfo>) -> String {
+    let Some(d) = d else {
         return "- (not a block device: no queue limits in sysfs)".to_string();
     };
-    let scattered = (segs * 4).min(kb);
-    let huge = match util::thp_mode() {
+    let huge = match &d.transparent_huge_pages {
         Some(m) if m != "never" => {
             format!("transparent huge pages {m}: aio's buffers of 2 MiB and more use them")
         }
@@ -344,9 +696,10 @@ fn device_requests(dev: u64) -> String {
         None => "no transparent huge pages in this kernel".to_string(),
     };
     format!(
-        "up to {} in at most {segs} segments ({} from scattered 4 KiB pages); {huge}",
-        human_bytes(kb << 10),
-        human_bytes(scattered << 10)
+        "up to {} in at most {} segments ({} from scattered 4 KiB pages); {huge}",
+        human_bytes(d.max_request_bytes),
+        d.max_segments,
+        human_bytes(d.scattered_request_bytes)
     )
 }
 

@@ -9,14 +9,18 @@
 //! - `aio mount BACKING_DIR MOUNTPOINT`: a FUSE mirror of BACKING_DIR served by the driver
 //!   layer, with fault rules (`--fault SPEC`), held unsynced writes and simulated crashes;
 //!   `aio fault MOUNTPOINT …` changes its rules at run time.
+//! - `aio run -- PROGRAM [ARGS...]`: an unmodified program on the project's C libraries.
 //!
 //! Exit status: 0 success, 1 failure at run time, 2 bad usage.
 
 mod bench;
 mod cleanup;
 mod cp;
+mod cptemp;
+mod generate;
 mod info;
 mod mount;
+mod run;
 mod ui;
 mod util;
 
@@ -24,10 +28,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Linux asynchronous I/O: benchmarks, copies, and what this system supports.
+/// Linux asynchronous I/O: benchmarks, copies, what this system supports, and any program on
+/// the project's libraries.
 #[derive(Debug, Parser)]
 #[command(name = "aio", version, propagate_version = true, arg_required_else_help = true)]
-struct Cli {
+pub struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -46,9 +51,23 @@ enum Command {
     Mount(mount::MountArgs),
     /// Add, list or clear the fault rules of a running `aio mount`, or crash it.
     Fault(mount::FaultArgs),
+    /// Run an unmodified program on the project's libaio.so.1 and libposixaio.so.
+    Run(run::RunArgs),
 }
 
 fn main() -> ExitCode {
+    // `aio __generate man|completions DIR`, for `cargo xtask install`: outside the definitions
+    // it writes, so that neither the pages nor the completions offer it.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == generate::COMMAND) {
+        return match generate::run(&argv[2..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(f) => {
+                eprintln!("aio {}: {}", generate::COMMAND, f.msg);
+                ExitCode::from(f.code)
+            }
+        };
+    }
     let cli = Cli::parse();
     let (name, result) = match cli.command {
         Command::Bench(a) => ("bench", bench::run(a)),
@@ -56,6 +75,7 @@ fn main() -> ExitCode {
         Command::Info(a) => ("info", info::run(a)),
         Command::Mount(a) => ("mount", mount::run(a)),
         Command::Fault(a) => ("fault", mount::run_fault(a)),
+        Command::Run(a) => ("run", run::run(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

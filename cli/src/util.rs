@@ -449,6 +449,49 @@ pub fn checksum_file(file: &File) -> io::Result<(u64, u64)> {
     Ok((sum.finish(), off))
 }
 
+/// This machine's memory (`MemTotal` in `/proc/meminfo`), bytes, if the kernel says.
+pub fn mem_total() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find_map(|l| l.strip_prefix("MemTotal:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// `count` I/O buffers of `size` bytes each, as the messages about them count them:
+/// `"65536 x 1 MiB"`, or `"4 jobs x 32 x 1 MiB"` when several threads each have their own.
+pub fn buffers_text(jobs: u64, count: u64, size: u64) -> String {
+    if jobs > 1 {
+        format!("{jobs} jobs x {count} x {}", human_bytes(size))
+    } else {
+        format!("{count} x {}", human_bytes(size))
+    }
+}
+
+/// Refuses I/O buffers of `total` bytes (`what` counts them, as [`buffers_text`] does) for
+/// `path` when they exceed this machine's memory: touching them would bring the OOM killer,
+/// which may pick another process than this one. Smaller requests are left to the allocator
+/// (the `try_` constructors, which report a refusal as an error).
+pub fn check_buffer_memory(total: u64, what: &str, path: &Path) -> Result<(), String> {
+    match mem_total() {
+        Some(mem) if total > mem => Err(format!(
+            "cannot allocate {} of I/O buffers ({what}) for {}: more than this machine's memory \
+             ({}); lower --iodepth or --bs",
+            human_bytes(total),
+            path.display(),
+            human_bytes(mem)
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The message for I/O buffers the allocator refused.
+pub fn buffers_refused(total: u64, what: &str, path: &str) -> String {
+    format!(
+        "cannot allocate {} of I/O buffers ({what}) for {path}: out of memory",
+        human_bytes(total)
+    )
+}
+
 /// The system's load averages (`/proc/loadavg`): the 1-minute one and the three as text.
 pub fn loadavg() -> (f64, String) {
     match std::fs::read_to_string("/proc/loadavg") {

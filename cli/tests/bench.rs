@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{aio, aio_env, aio_on_terminal, fs_type, mount_tmpfs, names, skip, test_dir};
+use common::{
+    aio, aio_env, aio_on_terminal, aio_ulimit, fs_type, mount_tmpfs, names, skip, test_dir,
+};
 use serde_json::Value;
 
 const ENGINES: [&str; 5] = ["uring", "kernel", "pool", "posix", "sync"];
@@ -521,4 +523,124 @@ fn an_interrupted_run_removes_its_file() {
     assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
     assert!(start.elapsed() < Duration::from_secs(20), "SIGINT did not stop the run");
     assert_eq!(names(dir.path()), Vec::<String>::new(), "the interrupted run left its file");
+}
+
+#[test]
+fn buffers_that_cannot_be_allocated_are_an_error_and_the_file_is_removed() {
+    let dir = test_dir();
+    // Under a 2 GiB address-space limit 4096 buffers of 1 MiB (4 GiB) cannot be had: each
+    // engine must say so and remove the file it made, not abort on the allocator.
+    for (engine, jobs) in [("uring", "1"), ("kernel", "1"), ("pool", "2"), ("posix", "1")] {
+        let args = [
+            "bench",
+            "--bs",
+            "1M",
+            "--iodepth",
+            "4096",
+            "--numjobs",
+            jobs,
+            "--size",
+            "8M",
+            "--runtime",
+            "1",
+            "--engine",
+            engine,
+        ];
+        let run = aio_ulimit(dir.path(), 2 << 20, &args);
+        let what = format!("{engine} with 2 GiB of address space");
+        if engine == "kernel" && run.stderr.contains("engine kernel cannot run this job") {
+            skip("buffers_that_cannot_be_allocated (kernel)", run.stderr.trim());
+            continue;
+        }
+        run.expect_code(1, &what);
+        let buffers = if jobs == "1" { "(4096 x 1 MiB)" } else { "(2 jobs x 4096 x 1 MiB)" };
+        run.expect_stderr("aio bench: cannot allocate ");
+        run.expect_stderr(&format!(" of I/O buffers {buffers} for "));
+        run.expect_stderr("aio-bench-");
+        assert!(
+            run.stderr.contains(": out of memory")
+                || run.stderr.contains("more than this machine's memory"),
+            "{what}: no cause in {:?}",
+            run.stderr
+        );
+        assert_eq!(names(dir.path()), Vec::<String>::new(), "{what}: the data file was left");
+    }
+}
+
+#[test]
+fn buffers_larger_than_the_machine_are_refused_before_the_file_is_made() {
+    let dir = test_dir();
+    // 65536 x 1 GiB: 64 TiB, more than any machine has; refused at once, with no file made.
+    let run = aio(
+        dir.path(),
+        &["bench", "--bs", "1G", "--iodepth", "65536", "--size", "1G", "--engine", "sync"],
+    );
+    run.expect_code(1, "64 TiB of buffers")
+        .expect_stderr("aio bench: cannot allocate 64 TiB of I/O buffers (65536 x 1 GiB) for ")
+        .expect_stderr("aio-bench-")
+        .expect_stderr("more than this machine's memory");
+    assert_eq!(names(dir.path()), Vec::<String>::new(), "a file was made");
+}
+
+#[test]
+fn plot_draws_every_engine_in_a_valid_svg() {
+    let dir = test_dir();
+    let d = dir.path().to_str().unwrap();
+    let svg_path = dir.path().join("run.svg");
+    let svg_arg = svg_path.to_str().unwrap();
+    let run = aio(
+        dir.path(),
+        &[
+            "bench",
+            "--dir",
+            d,
+            "--rw",
+            "randread",
+            "--size",
+            "8M",
+            "--runtime",
+            "0.6",
+            "--engine",
+            "uring,pool,posix,sync",
+            "--plot",
+            svg_arg,
+            "--output-format",
+            "json",
+        ],
+    );
+    run.expect_code(0, "bench --plot");
+    // stdout is still one JSON document.
+    let report = run.json();
+    let svg = std::fs::read_to_string(&svg_path).expect("the SVG was written");
+    let doc = roxmltree::Document::parse(&svg).expect("the SVG is well-formed XML");
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "svg");
+    let texts: Vec<String> = root
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text().map(|t| t.trim().to_string()))
+        .collect();
+    let job = &report["jobs"][0];
+    assert!(texts.iter().any(|t| t.contains(job["title"].as_str().unwrap())), "{texts:?}");
+    assert!(texts.iter().any(|t| t == "IOPS (ratio to sync)"), "{texts:?}");
+    assert!(texts.iter().any(|t| t == "99%"), "no percentile axis: {texts:?}");
+    for e in job["engines"].as_array().unwrap() {
+        let name = e["engine"].as_str().unwrap();
+        // Named in the legend and under its bar.
+        let named = texts.iter().filter(|t| t.as_str() == name).count();
+        assert!(named >= 2, "{name} named {named} times: {texts:?}");
+        let label =
+            format!("{:.0} ({:.2}x)", e["iops"].as_f64().unwrap(), e["vs_sync"].as_f64().unwrap());
+        assert!(texts.contains(&label), "no bar label {label:?}: {texts:?}");
+    }
+    // One latency curve per engine.
+    let curves = root.descendants().filter(|n| n.has_tag_name("polyline")).count();
+    assert!(curves >= 4, "{curves} polylines");
+    // A place it cannot write is refused before the run.
+    let bad = dir.path().join("nodir/run.svg");
+    aio(dir.path(), &["bench", "--dir", d, "--size", "8M", "--plot", bad.to_str().unwrap()])
+        .expect_code(1, "--plot in a missing directory")
+        .expect_stderr("aio bench: cannot write ")
+        .expect_stderr("is not a directory");
+    assert_eq!(names(dir.path()), vec!["run.svg".to_string()]);
 }

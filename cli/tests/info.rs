@@ -111,3 +111,79 @@ fn tmpfs_is_named_as_memory() {
     let fs = field(&run.stdout, "filesystem");
     assert!(fs.starts_with("tmpfs") && fs.contains("in memory"), "{fs}");
 }
+
+#[test]
+fn json_has_the_facts_of_the_text_report() {
+    let dir = test_dir();
+    std::fs::write(dir.path().join("f.bin"), vec![1u8; 12288]).unwrap();
+    for (args, env) in [
+        (&["info"][..], &[][..]),
+        (&["info", "f.bin"][..], &[][..]),
+        (
+            &["info"][..],
+            &[("AIO_PRETEND_NO_URING", "off for the test"), ("AIO_ENGINE", "pool")][..],
+        ),
+    ] {
+        let text = aio_env(dir.path(), args, env);
+        text.expect_code(0, "text");
+        let mut json_args = args.to_vec();
+        json_args.push("--json");
+        let run = aio_env(dir.path(), &json_args, env);
+        run.expect_code(0, "--json");
+        let j = run.json();
+        let out = &text.stdout;
+        let s = |v: &serde_json::Value| v.as_str().unwrap_or_else(|| panic!("{v}")).to_string();
+        assert_eq!(s(&j["kernel"]), field(out, "kernel"));
+        let uring = &j["io_uring"];
+        if uring["available"].as_bool().unwrap() {
+            assert!(field(out, "io_uring").starts_with("available"));
+            let ops = uring["opcodes_supported"].as_array().unwrap();
+            assert!(field(out, "opcodes supported").starts_with(&format!("{} of ", ops.len())));
+            assert!(ops.iter().any(|o| o == "read"), "{ops:?}");
+        } else {
+            let why = s(&uring["unavailable"]);
+            assert_eq!(field(out, "io_uring"), format!("unavailable: {why}"));
+        }
+        let k = &j["kernel_aio"];
+        assert!(k["aio_max_nr"]["value"].as_u64().unwrap() > 0, "{k}");
+        assert!(field(out, "kernel AIO")
+            .contains(&format!("/proc/sys/fs/aio-max-nr {}", k["aio_max_nr"]["value"])));
+        let p = &j["path"];
+        assert_eq!(format!("{} ({}", s(&p["path"]), s(&p["kind"])), {
+            let f = field(out, "path");
+            f[..f.find([',', ')']).unwrap()].to_string()
+        });
+        let fs = &p["filesystem"];
+        assert!(field(out, "filesystem").starts_with(&s(&fs["name"])), "{fs}");
+        assert!(field(out, "filesystem").contains(&format!("{:#x}", fs["magic"].as_u64().unwrap())));
+        let direct = field(out, "O_DIRECT");
+        match s(&p["o_direct"]["status"]).as_str() {
+            "works" => {
+                assert_eq!(direct, format!("works ({})", s(&p["o_direct"]["detail"])));
+                let a = &p["alignment"];
+                assert!(field(out, "O_DIRECT alignment").starts_with(&format!(
+                    "memory {} bytes, offset and length {} bytes",
+                    a["memory"], a["offset"]
+                )));
+                assert_eq!(field(out, "engine, O_DIRECT"), s(&p["engine_direct"]["text"]));
+            }
+            other => skip("json_has_the_facts_of_the_text_report (O_DIRECT)", other),
+        }
+        for (label, key) in
+            [("engine, buffered", "engine_buffered"), ("engine, POSIX AIO", "engine_posix")]
+        {
+            assert_eq!(field(out, label), s(&p[key]["text"]), "{label}");
+        }
+        let buffered = &p["engine_buffered"];
+        if env.is_empty() {
+            assert!(j["aio_engine"].is_null());
+        } else {
+            assert_eq!(j["aio_engine"], "pool");
+            assert_eq!(buffered["engine"], "pool");
+            assert_eq!(buffered["forced"], true);
+        }
+    }
+    aio(dir.path(), &["info", "--json", "nowhere"])
+        .expect_code(1, "missing path")
+        .expect_stderr("aio info: cannot open nowhere: No such file or directory");
+}

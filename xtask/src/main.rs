@@ -13,6 +13,9 @@
 //!   ```
 //!
 //! Each library is one entry of [`DIST_LIBS`].
+//!
+//! - `install [--prefix DIR] [--destdir DIR] [--no-build] [--from DIR]` and
+//!   `uninstall [--prefix DIR] [--destdir DIR]`: see [`install`].
 
 use std::env;
 use std::fs;
@@ -21,21 +24,23 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod install;
+
 /// One C library of the distribution.
-struct DistLib {
+pub(crate) struct DistLib {
     /// The cargo package that builds it.
-    package: &'static str,
+    pub(crate) package: &'static str,
     /// The cdylib cargo produces in `target/release/`.
-    artifact: &'static str,
+    pub(crate) artifact: &'static str,
     /// The file name it is installed under in `lib/` (its SONAME).
-    soname: &'static str,
+    pub(crate) soname: &'static str,
     /// Development symlinks to it in `lib/` (`libaio.so` for `-laio`).
-    links: &'static [&'static str],
+    pub(crate) links: &'static [&'static str],
     /// Headers, relative to the workspace root, installed in `include/`.
-    headers: &'static [&'static str],
+    pub(crate) headers: &'static [&'static str],
 }
 
-const DIST_LIBS: &[DistLib] = &[
+pub(crate) const DIST_LIBS: &[DistLib] = &[
     DistLib {
         package: "aio-libaio",
         artifact: "libaio_libaio.so",
@@ -55,11 +60,16 @@ const DIST_LIBS: &[DistLib] = &[
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("dist") => dist(),
-        _ => {
-            eprintln!("usage: cargo xtask dist    build the C libraries and lay out target/dist");
-            return ExitCode::from(2);
-        }
+        Some("dist") if args.len() == 1 => dist(),
+        Some("install") => match install::Options::parse(&args[1..], true) {
+            Ok(o) => install::install(&o),
+            Err(e) => return usage(&e),
+        },
+        Some("uninstall") => match install::Options::parse(&args[1..], false) {
+            Ok(o) => install::uninstall(&o),
+            Err(e) => return usage(&e),
+        },
+        _ => return usage("no task given"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -70,13 +80,23 @@ fn main() -> ExitCode {
     }
 }
 
+fn usage(why: &str) -> ExitCode {
+    eprintln!("xtask: {why}");
+    eprintln!(
+        "usage: cargo xtask dist         build the C libraries and lay out target/dist\n\
+        \x20      cargo xtask install [--prefix DIR] [--destdir DIR] [--no-build] [--from DIR]\n\
+        \x20      cargo xtask uninstall [--prefix DIR] [--destdir DIR]"
+    );
+    ExitCode::from(2)
+}
+
 /// The workspace root: xtask's parent directory.
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").into()
 }
 
 /// Cargo's target directory: `$CARGO_TARGET_DIR`, else `target/` in the workspace.
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     match env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => root.join(dir),
         None => root.join("target"),
@@ -138,6 +158,6 @@ fn install(from: &Path, to: &Path) -> io::Result<()> {
     Ok(())
 }
 
-fn with_context(e: io::Error, what: &str) -> io::Error {
+pub(crate) fn with_context(e: io::Error, what: &str) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {e}"))
 }

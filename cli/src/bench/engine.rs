@@ -323,17 +323,48 @@ pub fn run(engine: &Prepared, ctx: &ThreadCtx<'_>, budget: Budget) -> Result<Sta
 }
 
 /// Buffers for `n` requests of the job's block size, full of pseudo-random data (what writes
-/// write).
-fn buffers(ctx: &ThreadCtx<'_>, n: usize) -> Vec<AlignedBuf> {
+/// write). A refused allocation is an error naming what was asked for (`--iodepth` and `--bs`
+/// come from the user), not an abort.
+fn buffers(ctx: &ThreadCtx<'_>, n: usize) -> Result<Vec<AlignedBuf>, String> {
+    let job = ctx.job;
+    let refused = || {
+        let each = AlignedBuf::for_io_size(job.bs, ctx.align) as u64;
+        let (jobs, n) = (job.numjobs as u64, n as u64);
+        crate::util::buffers_refused(
+            jobs.saturating_mul(n).saturating_mul(each),
+            &crate::util::buffers_text(jobs, n, job.bs as u64),
+            &job.path_shown,
+        )
+    };
     let mut state = ctx.seed ^ 0x5151;
-    (0..n)
-        .map(|_| {
-            let mut b = AlignedBuf::for_io(ctx.job.bs, ctx.align);
-            b.set_len(b.capacity());
-            fill_random(&mut b, &mut state);
-            b
-        })
-        .collect()
+    let mut out = Vec::new();
+    out.try_reserve_exact(n).map_err(|_| refused())?;
+    // All of them first, then their data: a refusal comes before any time is spent filling.
+    for _ in 0..n {
+        out.push(AlignedBuf::try_for_io(job.bs, ctx.align).map_err(|_| refused())?);
+    }
+    for b in &mut out {
+        b.set_len(b.capacity());
+        fill_random(b, &mut state);
+    }
+    Ok(out)
+}
+
+/// `n` copies of `value` in a vector whose allocation may be refused (its length comes from
+/// `--iodepth`).
+fn filled<T: Clone>(n: usize, value: T) -> Result<Vec<T>, std::collections::TryReserveError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)?;
+    v.resize(n, value);
+    Ok(v)
+}
+
+/// The message for a request table the allocator refused.
+fn table_refused(ctx: &ThreadCtx<'_>) -> String {
+    format!(
+        "cannot allocate the table of {} requests in flight for {}: out of memory",
+        ctx.job.iodepth, ctx.job.path_shown
+    )
 }
 
 struct Clock {
@@ -392,11 +423,13 @@ fn run_driver(driver: &dyn Driver, ctx: &ThreadCtx<'_>, budget: Budget) -> Resul
     let mut unflushed = 0usize;
     let mut gen = OpGen::new(job, ctx.thread, ctx.seed);
     let mut stats = Stats::new();
-    let mut bufs: Vec<Option<AlignedBuf>> = buffers(ctx, qd).into_iter().map(Some).collect();
-    let mut started = vec![Instant::now(); qd];
-    let mut meta = vec![(false, 0u64); qd];
-    let mut free: Vec<usize> = (0..qd).rev().collect();
-    let mut out: Vec<Completion> = Vec::with_capacity(qd);
+    let mut bufs: Vec<Option<AlignedBuf>> = buffers(ctx, qd)?.into_iter().map(Some).collect();
+    let mut started = filled(qd, Instant::now()).map_err(|_| table_refused(ctx))?;
+    let mut meta = filled(qd, (false, 0u64)).map_err(|_| table_refused(ctx))?;
+    let mut free: Vec<usize> = filled(qd, 0).map_err(|_| table_refused(ctx))?;
+    free.iter_mut().enumerate().for_each(|(i, f)| *f = qd - 1 - i);
+    let mut out: Vec<Completion> = Vec::new();
+    out.try_reserve_exact(qd).map_err(|_| table_refused(ctx))?;
     let mut in_flight = 0usize;
     let mut clock = Clock::start(budget);
     let mut published = 0u64;
@@ -542,15 +575,19 @@ fn run_posix(ctx: &ThreadCtx<'_>, budget: Budget) -> Result<Stats, String> {
     let fd = ctx.file.as_raw_fd();
     let mut gen = OpGen::new(job, ctx.thread, ctx.seed);
     let mut stats = Stats::new();
+    let mut cbs = Vec::new();
+    cbs.try_reserve_exact(qd).map_err(|_| table_refused(ctx))?;
+    cbs.extend((0..qd).map(|_| zeroed_aiocb()));
     let mut slots = PosixSlots {
-        cbs: (0..qd).map(|_| zeroed_aiocb()).collect(),
-        bufs: buffers(ctx, qd),
-        list: vec![std::ptr::null(); qd],
+        cbs: cbs.into_boxed_slice(),
+        bufs: buffers(ctx, qd)?,
+        list: filled(qd, std::ptr::null()).map_err(|_| table_refused(ctx))?,
         in_flight: 0,
     };
-    let mut started = vec![Instant::now(); qd];
-    let mut meta = vec![(false, 0u64); qd];
-    let mut free: Vec<usize> = (0..qd).rev().collect();
+    let mut started = filled(qd, Instant::now()).map_err(|_| table_refused(ctx))?;
+    let mut meta = filled(qd, (false, 0u64)).map_err(|_| table_refused(ctx))?;
+    let mut free: Vec<usize> = filled(qd, 0).map_err(|_| table_refused(ctx))?;
+    free.iter_mut().enumerate().for_each(|(i, f)| *f = qd - 1 - i);
     let mut clock = Clock::start(budget);
     let mut published = 0u64;
     let mut stopping = false;
@@ -645,7 +682,7 @@ fn run_sync(ctx: &ThreadCtx<'_>, budget: Budget) -> Result<Stats, String> {
     let bs = job.bs;
     let mut gen = OpGen::new(job, ctx.thread, ctx.seed);
     let mut stats = Stats::new();
-    let mut buf = buffers(ctx, 1).pop().expect("one buffer");
+    let mut buf = buffers(ctx, 1)?.pop().expect("one buffer");
     let mut clock = Clock::start(budget);
     let mut published = 0u64;
     let mut count = 0u32;

@@ -11,6 +11,7 @@
 mod engine;
 mod job;
 mod layout;
+mod plot;
 mod report;
 
 use std::fs::File;
@@ -131,6 +132,10 @@ pub struct BenchArgs {
     /// normal (tables) or json.
     #[arg(long = "output-format", value_enum, default_value = "normal")]
     output_format: OutputFormat,
+    /// Also draw the run as an SVG picture: per job, each engine's latency percentile curve
+    /// and its IOPS with the ratio to sync.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
 }
 
 impl BenchArgs {
@@ -248,6 +253,24 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
     let custom = args.is_custom();
     let mut notes: Vec<String> = Vec::new();
 
+    // Where the picture goes: found out now, not after the run.
+    if let Some(plot) = &args.plot {
+        if plot.is_dir() {
+            return Err(Failure::run(format!("--plot {} is a directory", plot.display())));
+        }
+        let parent = match plot.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => std::path::Path::new("."),
+        };
+        if !parent.is_dir() {
+            return Err(Failure::run(format!(
+                "cannot write {}: {} is not a directory",
+                plot.display(),
+                parent.display()
+            )));
+        }
+    }
+
     // Where the file goes: it must exist, and not be tmpfs for O_DIRECT.
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -290,6 +313,20 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
             row.push((e, check));
         }
         usable.push(row);
+    }
+
+    // Every thread of a job has --iodepth buffers of --bs bytes while an engine runs: refuse
+    // what this machine cannot hold before making the file.
+    let shown = match (std::fs::canonicalize(&dir), path.file_name()) {
+        (Ok(d), Some(name)) => d.join(name),
+        _ => path.clone(),
+    };
+    for job in &jobs {
+        let each = aio::AlignedBuf::for_io_size(job.bs, 4096) as u64;
+        let (n, depth) = (job.numjobs as u64, job.iodepth as u64);
+        let total = n.saturating_mul(depth).saturating_mul(each);
+        util::check_buffer_memory(total, &util::buffers_text(n, depth, job.bs as u64), &shown)
+            .map_err(Failure::run)?;
     }
 
     // The file.
@@ -421,6 +458,9 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
     if file_report.temporary {
         notes.push(format!("{} was made for this run and removed", file_report.path));
     }
+    if let Some(plot) = &args.plot {
+        notes.push(format!("plot: {}", plot.display()));
+    }
     let report = Report {
         version: env!("CARGO_PKG_VERSION"),
         kernel: util::kernel_version(),
@@ -430,6 +470,9 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
         jobs: job_reports,
         notes,
     };
+    if let Some(plot) = &args.plot {
+        plot::write(&report, plot).map_err(Failure::run)?;
+    }
     if json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| Failure::run(format!("cannot write JSON: {e}")))?;

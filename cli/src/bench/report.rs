@@ -107,6 +107,10 @@ pub struct EngineReport {
     pub cpu: Option<Cpu>,
     /// IOPS over the sync engine's IOPS on the same job.
     pub vs_sync: Option<f64>,
+    /// The latency percentile curve for `--plot`: (fraction of requests, nanoseconds), from
+    /// the median's left to as far into the tail as the requests measured reach.
+    #[serde(skip)]
+    pub percentiles: Vec<(f64, u64)>,
 }
 
 /// Latency figures, nanoseconds.
@@ -191,6 +195,7 @@ impl EngineReport {
             lat_ns: None,
             cpu: None,
             vs_sync: None,
+            percentiles: Vec::new(),
         }
     }
 
@@ -235,8 +240,30 @@ impl EngineReport {
                 sys_pct: cpu.system.as_secs_f64() / secs * 100.0,
             }),
             vs_sync: None,
+            percentiles: percentile_curve(h),
         }
     }
+}
+
+/// Points of the percentile curve of `h`: evenly spaced on a scale of "nines" (1/(1-p)), from
+/// 0% to 99.999%, stopping where fewer than one request lies beyond the percentile.
+fn percentile_curve(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, u64)> {
+    let n = h.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let top = (n as f64).min(1e5);
+    const STEPS: u32 = 150;
+    let mut out = Vec::new();
+    for i in 0..=STEPS {
+        let x = 10f64.powf(5.0 * f64::from(i) / f64::from(STEPS));
+        if x > top {
+            break;
+        }
+        let p = 1.0 - 1.0 / x;
+        out.push((p, h.value_at_quantile(p)));
+    }
+    out
 }
 
 fn pad(cells: &[String], widths: &[usize]) -> String {

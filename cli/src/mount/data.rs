@@ -80,7 +80,7 @@ impl DataPath {
     /// (at once, here, if the driver refuses the request as invalid).
     pub fn submit(&self, mut req: Request, done: Done) {
         let key = lock(&self.pending).insert(done) as u64;
-        req.user_data = key;
+        req.set_user_data(key);
         self.queue(req);
     }
 
@@ -101,10 +101,11 @@ impl DataPath {
             }
             Err(r) => {
                 self.stats.in_flight.fetch_sub(1, Ordering::SeqCst);
-                let key = r.request.user_data;
+                let key = r.request.user_data();
                 let done = lock(&self.pending).try_remove(key as usize);
                 if let Some(done) = done {
-                    done(Completion::failed(key, &r.error, r.request.buf));
+                    let aio::driver::Rejected { error, request } = r;
+                    done(Completion::failed(key, &error, request.into_buf()));
                 }
             }
         }

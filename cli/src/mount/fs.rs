@@ -867,10 +867,7 @@ impl Filesystem for Mirror {
         } else {
             IoRequest::fsync(h.fd.as_raw_fd(), 0)
         };
-        let req = IoRequest {
-            buf: Buf::none().keep_alive(Arc::clone(&h.fd) as Arc<dyn std::any::Any + Send + Sync>),
-            ..req
-        };
+        let req = req.keep_alive(Arc::clone(&h.fd) as Arc<dyn std::any::Any + Send + Sync>);
         let sh = Arc::clone(s);
         s.data.submit(
             req,

@@ -85,6 +85,33 @@ pub fn aio_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     Run::from(cmd.output().expect("run the aio binary"))
 }
 
+/// Runs `cmd` (its environment cleared of the engine overrides) in `cwd`, killing it and
+/// failing the test after `limit`.
+pub fn run_limited(cmd: &mut Command, limit: std::time::Duration) -> Run {
+    cmd.env_remove("AIO_ENGINE").env_remove("AIO_PRETEND_NO_URING");
+    let ran = aio_testkit::run(cmd, limit);
+    use std::os::unix::process::ExitStatusExt;
+    Run {
+        // A death by signal shows as 128 + N, as shells report it.
+        code: ran.status.code().unwrap_or_else(|| 128 + ran.status.signal().unwrap_or(0)),
+        stdout: ran.stdout,
+        stderr: ran.stderr,
+    }
+}
+
+/// Runs `aio ARGS` in `cwd` with its address space limited to `kib` KiB (`ulimit -v`), so that
+/// large allocations fail as they do on a machine short of memory.
+pub fn aio_ulimit(cwd: &Path, kib: u64, args: &[&str]) -> Run {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("ulimit -v \"$0\" && exec \"$@\"")
+        .arg(kib.to_string())
+        .arg(env!("CARGO_BIN_EXE_aio"))
+        .args(args)
+        .current_dir(cwd);
+    run_limited(&mut cmd, std::time::Duration::from_secs(120))
+}
+
 /// Runs `aio ARGS` in `cwd`.
 pub fn aio(cwd: &Path, args: &[&str]) -> Run {
     aio_env(cwd, args, &[])
