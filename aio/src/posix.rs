@@ -724,6 +724,12 @@ impl Engine {
             st.cancelled.push(req.seq);
         }
         let (ret, err) = if res < 0 { (-1, (-res) as i32) } else { (res as isize, 0) };
+        if req.kind == Kind::Read && res > 0 {
+            // memcheck cannot see the kernel fill the buffer through a ring (nothing natively).
+            // SAFETY: the aiocb is valid until its request completes, which is now.
+            let buf = unsafe { (*req.cb).aio_buf };
+            crate::sys::valgrind::mark_defined(buf.cast(), res as usize);
+        }
         // SAFETY: the aiocb is valid until its request completes, which is now.
         unsafe { abi::aiocb_set_status(req.cb, ret, err) };
         if req.notify.is_async() {

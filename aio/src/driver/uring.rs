@@ -475,6 +475,10 @@ impl UringDriver {
             let Some(Entry { buf, user_data }) = inner.table.try_remove(data as usize) else {
                 continue;
             };
+            if res > 0 && buf.is_writable() {
+                // A read: memcheck cannot see the kernel fill it (nothing natively).
+                crate::sys::valgrind::mark_iovecs_defined(buf.iovecs(), res as usize);
+            }
             let c = Completion::new(user_data, res, buf);
             match &mut sink {
                 Sink::Out(out) => out.push(c),

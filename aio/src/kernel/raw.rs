@@ -71,9 +71,14 @@ impl RawContext {
         self.syscall_only.store(mode == ReapMode::Syscall, Ordering::Relaxed);
     }
 
-    /// How completions are taken now: `Ring` only if it was asked for and the header is valid.
+    /// How completions are taken now: `Ring` only if it was asked for and the header is valid
+    /// — and not under valgrind, whose memcheck learns what a read filled only from
+    /// `io_getevents` (see [`crate::sys::valgrind`]).
     pub fn reap_mode(&self) -> ReapMode {
-        if self.ring.is_some() && !self.syscall_only.load(Ordering::Relaxed) {
+        if self.ring.is_some()
+            && !self.syscall_only.load(Ordering::Relaxed)
+            && !crate::sys::valgrind::running()
+        {
             ReapMode::Ring
         } else {
             ReapMode::Syscall

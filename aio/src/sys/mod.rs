@@ -12,5 +12,6 @@ pub mod io;
 pub mod posix;
 pub mod ring;
 pub mod uring;
+pub mod valgrind;
 
 pub use abi::*;
