@@ -1130,6 +1130,41 @@ unsafe fn check_request(
 }
 
 impl Engine {
+    /// The inline path (see [`Driver::queue_now`]): a small read or write of cached data is
+    /// done here, in the submitting thread, without any lock of the engine's — the request
+    /// never enters the table. True if it was done (its status is final, its notification
+    /// sent); false if it must go the usual way (nothing was changed that it would not redo).
+    fn try_now(&self, cb: *mut aiocb, f: &abi::AiocbFields, kind: Kind, notify: Notify) -> bool {
+        if f.fildes < 0 || f.nbytes > abi::MAX_RW_COUNT || f.offset < 0 {
+            return false;
+        }
+        // An aiocb still in flight is refused by the usual way (EINVAL), untouched.
+        // SAFETY: a valid aiocb (the caller's promise).
+        if matches!(unsafe { status_of(cb) }, Some((libc::EINPROGRESS, _))) {
+            return false;
+        }
+        let io = RawIo {
+            write: kind == Kind::Write,
+            fd: f.fildes,
+            ptr: f.buf.cast(),
+            len: f.nbytes,
+            offset: f.offset as u64,
+            ioprio: None,
+            user_data: 0,
+        };
+        // SAFETY: the program promises the buffer stays valid and untouched until the request
+        // completes, which it does within this call if it is served.
+        let Some(res) = (unsafe { self.driver.try_now_raw(&io) }) else { return false };
+        // SAFETY: the aiocb is the program's, ours to write now (it is not in flight).
+        unsafe {
+            abi::aiocb_set_stamp(cb, FORK_STAMP.load(Ordering::Relaxed));
+            abi::aiocb_set_owner(cb);
+            abi::aiocb_set_status(cb, res as isize, 0);
+        }
+        notify.deliver();
+        true
+    }
+
     /// Records a refusal in the aiocb (`-1` and the errno, as glibc does), unless it belongs to
     /// a request still in flight.
     fn refuse_locked(&self, st: &State, cb: *mut aiocb, errno: Errno) {
@@ -1155,6 +1190,9 @@ fn submit_one(cb: *mut aiocb, kind: Kind) -> Result<(), Errno> {
             return Err(e);
         }
     };
+    if matches!(kind, Kind::Read | Kind::Write) && engine.try_now(cb, &f, kind, notify) {
+        return Ok(());
+    }
     // Submitting as the reaper, when no one else is: it starts the request and takes what is
     // ready in one go.
     let mut reaper = engine.reaper();
@@ -1590,6 +1628,16 @@ pub unsafe fn lio_listio(
     } else {
         Ok(())
     }
+}
+
+/// How the engine's inline path served requests so far (zeros before the engine starts).
+pub fn inline_stats() -> driver::InlineStats {
+    let p = ENGINE.load(Ordering::Acquire);
+    if p.is_null() {
+        return driver::InlineStats::default();
+    }
+    // SAFETY: engines are leaked boxes, never freed.
+    unsafe { &*p }.driver.inline_stats()
 }
 
 /// Requests in flight in this process (queued and not yet completed).

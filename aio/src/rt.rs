@@ -373,8 +373,13 @@ impl<T> Future for Operation<T> {
                 // poll if the completion has not come by then.
                 let key = lock(&reactor.ops).insert(Slot::Waiting(None));
                 req.set_user_data(key as u64);
-                match reactor.driver.queue(req) {
-                    Ok(()) => {
+                match reactor.driver.queue_now(req) {
+                    // Served at once (data in the page cache): ready on this first poll.
+                    Ok(Some(c)) => {
+                        lock(&reactor.ops).remove(key);
+                        Poll::Ready((this.finish)(c.res, c.buf))
+                    }
+                    Ok(None) => {
                         let seq = reactor.queued.fetch_add(1, Ordering::SeqCst) + 1;
                         this.state = State::Queued { key, seq };
                         // Come back after the executor has polled the others: then flush them

@@ -501,6 +501,79 @@ fn one_segment_vectors_huge_timeouts_and_wakes() {
     });
 }
 
+/// The inline path: a cached read is served at submission (`queue_now` gives it back, done;
+/// `queue` delivers it through `reap` like any other); a cold one falls back to the engine; one
+/// partly cached completes whole, with the right bytes; `O_DIRECT` files are never tried, and
+/// drivers with the path off try nothing. The results are the same whichever path served them.
+#[test]
+fn inline_path_serves_cached_falls_back_and_finishes_partial() {
+    use std::os::fd::AsRawFd;
+    each_target("inline_path_serves_cached_falls_back_and_finishes_partial", |t, data| {
+        let Some(file) = &t.file else { return };
+        let fd = file.as_raw_fd();
+        let len = 16 << 10;
+        let evict = || {
+            file.sync_all().unwrap();
+            // SAFETY: advice on our own descriptor; no memory is passed.
+            unsafe {
+                libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_DONTNEED);
+                libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_RANDOM);
+            }
+        };
+        let read = |off: usize, ud: u64| -> Completion {
+            let buf = t.read_buf(len);
+            match t.driver.queue_now(Request::read(fd, buf, off as u64, ud)).unwrap() {
+                Some(c) => c,
+                None => reap_n(&*t.driver, 1).pop().unwrap(),
+            }
+        };
+        let check = |c: Completion, off: usize| {
+            assert_eq!(c.result().unwrap(), len, "{}", t.name);
+            let mut got = vec![0u8; len];
+            c.buf.gather(&mut got);
+            assert_eq!(got, &data[off..off + len], "{}: bytes at {off}", t.name);
+        };
+        let before = t.driver.inline_stats();
+        // Cold: the engine serves it.
+        evict();
+        check(read(64 << 10, 1), 64 << 10);
+        // Partly cached (the first page only): all of it, right.
+        evict();
+        let mut first = AlignedBuf::new(4096, 4096);
+        // SAFETY: `first` is a writable buffer of 4096 bytes (aligned, for O_DIRECT targets).
+        let n =
+            unsafe { libc::pread(fd, aio::IoBufMut::stable_mut_ptr(&mut first).cast(), 4096, 0) };
+        assert_eq!(n, 4096);
+        check(read(0, 2), 0);
+        // Cached: served at submission where the path is on (after the few requests the misses
+        // above make it skip).
+        std::fs::read(t.path.as_ref().unwrap()).unwrap();
+        for i in 0..4 {
+            check(read(0, 10 + i), 0);
+        }
+        let s = t.driver.inline_stats() - before;
+        if t.inline {
+            assert!(s.inline >= 1, "{}: no request served inline: {s:?}", t.name);
+            assert!(
+                s.missed + s.skipped >= 1,
+                "{}: the cold read was served inline: {s:?}",
+                t.name
+            );
+            // Through queue: the same completion, by reap.
+            t.driver.queue(Request::read(fd, t.read_buf(len), 0, 4)).unwrap();
+            let c = reap_n(&*t.driver, 1).pop().unwrap();
+            assert_eq!(c.user_data, 4, "{}", t.name);
+            check(c, 0);
+        } else {
+            assert_eq!(
+                s.inline, 0,
+                "{}: served inline with the path off or O_DIRECT: {s:?}",
+                t.name
+            );
+        }
+    });
+}
+
 /// A wrapper's own completions wake a thread already waiting in `reap`: the fault injector
 /// fails every request itself, while another thread waits (it used to wait in the wrapped
 /// driver, which never heard of them).

@@ -8,13 +8,15 @@
 //!   (so a program compiled against our header behaves the same; for `layout.c` this compares
 //!   our header's layout with the system's member by member);
 //! - (d) for the programs in [`ENGINE_PROGRAMS`], (a) run with our library and
-//!   `AIO_ENGINE=kernel`, then `AIO_ENGINE=pool`.
+//!   `AIO_ENGINE=kernel`, then `AIO_ENGINE=pool`;
+//! - (e) (a) run with our library and `AIO_INLINE=0`: no request served at submission, every
+//!   one through the asynchronous engine — the same answers (and notifications) as (b).
 //!
 //! Every program reports on stderr which implementation served it (`engine: glibc`, or our
 //! `posixaio_engine()`), and each run is checked to have been served by the one it should: the
 //! preload took effect, the engine asked for is the one used.
 //!
-//! (b) and (d) must print what (a) prints except for the lines in [`DELIBERATE`], where this
+//! (b), (d) and (e) must print what (a) prints except for the lines in [`DELIBERATE`], where this
 //! library answers differently on purpose; each is listed with glibc's line, ours, the engines
 //! it applies to, and why.
 
@@ -320,7 +322,7 @@ fn run_program(program: &str, exe: &Path, with: With) -> (String, String) {
     let name = engine.split([' ', ';']).next().unwrap_or_default().to_string();
     match with {
         With::Glibc => assert_eq!(name, "glibc", "{program} ({label}) was served by {engine}"),
-        With::Ours(None) => {
+        With::Ours(None) | With::OursInlineOff => {
             assert_ne!(name, "glibc", "{program} ({label}): LD_PRELOAD did not take effect");
             if name != "uring" {
                 skip(
@@ -392,6 +394,11 @@ fn check_program(program: &str, engines: &[&'static str]) {
     assert_same(program, "glibc", &want, &format!("ours ({engine})"), &got);
 
     let (ours_header, _) = run_program(program, &built.ours, With::Ours(None));
+    // Every request through the asynchronous engine, none served at submission: the same
+    // answers.
+    let (no_inline, engine_off) = run_program(program, &built.system, With::OursInlineOff);
+    let (want, got) = remove_deliberate(program, &engine_off, &reference, &no_inline);
+    assert_same(program, "glibc", &want, &format!("ours ({engine_off}, AIO_INLINE=0)"), &got);
     assert_same(program, "system header", &ours, "our header", &ours_header);
 
     for &e in engines {

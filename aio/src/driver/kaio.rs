@@ -20,7 +20,10 @@ use std::time::Duration;
 use slab::Slab;
 
 use super::ready::Ready;
-use super::{CancelOutcome, Completion, Driver, Op, PoolDriver, PoolOptions, Rejected, Request};
+use super::{
+    CancelOutcome, Completion, Driver, InlineStats, Op, PoolDriver, PoolOptions, RawIo, Rejected,
+    Request,
+};
 use crate::deadline::deadline;
 use crate::kernel::RawContext;
 use crate::sys::{self, io_event, iocb};
@@ -343,6 +346,31 @@ unsafe impl Driver for KernelDriver {
             let _ = self.submit_plugged();
         }
         Ok(())
+    }
+
+    fn queue_now(&self, req: Request) -> Result<Option<Completion>, Rejected> {
+        // Buffered requests go to the pool, which tries them inline; O_DIRECT ones never are.
+        let buffered = !self.opts.submit_buffered
+            && !matches!(req.op, Op::Fsync | Op::Fdatasync)
+            && Self::is_direct(req.fd).is_ok_and(|d| !d);
+        match (&self.pool, buffered) {
+            (Some(pool), true) => {
+                if let Err(e) = req.validate() {
+                    return Err(Rejected::new(e, req));
+                }
+                pool.queue_now(req)
+            }
+            _ => self.queue(req).map(|()| None),
+        }
+    }
+
+    unsafe fn try_now_raw(&self, io: &RawIo) -> Option<i64> {
+        // SAFETY: forwarded from the caller.
+        self.pool.as_ref().and_then(|p| unsafe { p.try_now_raw(io) })
+    }
+
+    fn inline_stats(&self) -> InlineStats {
+        self.pool.as_ref().map_or_else(InlineStats::default, |p| p.inline_stats())
     }
 
     fn flush(&self) -> io::Result<()> {

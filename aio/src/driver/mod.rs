@@ -60,6 +60,7 @@
 
 mod buf;
 mod fault;
+mod inline;
 mod kaio;
 mod mem;
 mod owner;
@@ -75,6 +76,7 @@ use std::time::Duration;
 
 pub use buf::Buf;
 pub use fault::{FaultConfig, FaultDriver};
+pub use inline::{enabled_by_default as inline_enabled, InlineStats};
 pub use kaio::{KernelDriver, KernelOptions};
 pub use mem::MemDriver;
 pub use pool::{PoolDriver, PoolOptions};
@@ -466,6 +468,38 @@ pub unsafe trait Driver: Send + Sync {
     /// Starts every request accepted so far.
     fn flush(&self) -> io::Result<()>;
 
+    /// Queues `req` as [`queue`](Self::queue) does, except that a request served at once by
+    /// the inline path (see below) comes back here, finished: `Ok(Some(completion))` — it was
+    /// never in flight and no reap gives it. `Ok(None)`: accepted, it completes through
+    /// [`reap`](Self::reap). For callers that can use a result at once (a future ready on its
+    /// first poll).
+    ///
+    /// The inline path: a small buffered read or write is first tried with `RWF_NOWAIT`, which
+    /// the kernel serves when it need not wait (data in the page cache); what would wait goes to
+    /// the engine. Drivers without one (the default) always queue.
+    fn queue_now(&self, req: Request) -> Result<Option<Completion>, Rejected> {
+        self.queue(req).map(|()| None)
+    }
+
+    /// Tries a raw read or write on the inline path (see [`queue_now`](Self::queue_now)),
+    /// without accepting it: `Some(res)` if it was served whole at once (it is then done, and
+    /// the driver knows nothing of it); `None` if not (queue it: nothing is changed that the
+    /// request would not do again).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Buf::raw`]: `io`'s memory is valid for the call, and untouched by others if it
+    /// is read into.
+    unsafe fn try_now_raw(&self, io: &RawIo) -> Option<i64> {
+        let _ = io;
+        None
+    }
+
+    /// How the inline path has served requests so far (zeros for drivers without one).
+    fn inline_stats(&self) -> InlineStats {
+        InlineStats::default()
+    }
+
     /// Flushes, then moves up to `max` completions into `out`, waiting until at least `min` are
     /// available or `timeout` passes (`None`: no limit; zero: do not wait). Returns how many it
     /// moved. A signal while waiting gives `ErrorKind::Interrupted` if it moved none.
@@ -570,6 +604,16 @@ macro_rules! forward_driver {
             }
             fn flush(&self) -> io::Result<()> {
                 (**self).flush()
+            }
+            fn queue_now(&self, req: Request) -> Result<Option<Completion>, Rejected> {
+                (**self).queue_now(req)
+            }
+            unsafe fn try_now_raw(&self, io: &RawIo) -> Option<i64> {
+                // SAFETY: forwarded from the caller.
+                unsafe { (**self).try_now_raw(io) }
+            }
+            fn inline_stats(&self) -> InlineStats {
+                (**self).inline_stats()
             }
             fn reap(
                 &self,

@@ -23,8 +23,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::inline::{Attempt, Inline};
 use super::ready::Ready;
-use super::{CancelOutcome, Completion, Driver, Op, Rejected, Request};
+use super::{CancelOutcome, Completion, Driver, InlineStats, Op, RawIo, Rejected, Request};
 use crate::deadline::deadline;
 use crate::sys;
 use crate::EventFd;
@@ -38,11 +39,20 @@ pub struct PoolOptions {
     pub idle: Duration,
     /// Most requests accepted and not yet reaped; beyond it `queue` says `EAGAIN`.
     pub capacity: usize,
+    /// Try small buffered reads and writes in the submitting thread, with `RWF_NOWAIT`, before
+    /// handing them to a worker (see [`Driver::queue_now`]). On by default unless
+    /// `AIO_INLINE=0`.
+    pub inline: bool,
 }
 
 impl Default for PoolOptions {
     fn default() -> PoolOptions {
-        PoolOptions { threads: 20, idle: Duration::from_secs(1), capacity: 1 << 16 }
+        PoolOptions {
+            threads: 20,
+            idle: Duration::from_secs(1),
+            capacity: 1 << 16,
+            inline: super::inline::enabled_by_default(),
+        }
     }
 }
 
@@ -75,6 +85,7 @@ struct Shared {
     parked: Mutex<Parked>,
     /// Written to make the poller look at `parked` again (or stop).
     poke: EventFd,
+    inline: Inline,
 }
 
 /// Parked requests, by descriptor, each with the `poll` events it waits for; and the poller.
@@ -128,7 +139,6 @@ impl PoolDriver {
         opts.threads = opts.threads.max(1);
         PoolDriver {
             shared: Arc::new(Shared {
-                opts,
                 jobs: Mutex::new(Jobs::default()),
                 work: Condvar::new(),
                 standby: Condvar::new(),
@@ -140,6 +150,8 @@ impl PoolDriver {
                 workers: Mutex::new(Vec::new()),
                 parked: Mutex::new(Parked::default()),
                 poke: EventFd::new().expect("an eventfd for the pool's poller"),
+                inline: Inline::new(opts.inline),
+                opts,
             }),
         }
     }
@@ -157,6 +169,18 @@ impl PoolDriver {
     /// Requests waiting for a worker.
     pub fn waiting(&self) -> usize {
         self.shared.jobs().queue.len()
+    }
+
+    /// Accepts a validated request for the workers, unless the pool is at capacity.
+    fn enqueue(&self, req: Request) -> Result<(), Rejected> {
+        let shared = &self.shared;
+        if shared.in_flight.load(Ordering::Relaxed) >= shared.opts.capacity {
+            return Err(Rejected::new(io::Error::from_raw_os_error(libc::EAGAIN), req));
+        }
+        shared.in_flight.fetch_add(1, Ordering::Relaxed);
+        shared.enqueue(req, false).inspect_err(|_| {
+            shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+        })
     }
 }
 
@@ -341,7 +365,7 @@ enum Exec {
 fn execute(req: &mut Request) -> Exec {
     let flags = req.flags.bits();
     let stream = matches!(req.op, Op::Read | Op::Readv | Op::Write | Op::Writev)
-        && sys::io::is_stream(req.fd);
+        && matches!(sys::io::file_type(req.fd), Some(libc::S_IFIFO | libc::S_IFSOCK));
     if stream {
         return execute_stream(req, flags);
     }
@@ -627,17 +651,44 @@ unsafe impl Driver for PoolDriver {
     }
 
     fn queue(&self, req: Request) -> Result<(), Rejected> {
+        if let Some(c) = self.queue_now(req)? {
+            // Served at once, in this thread: its completion waits for a reap like any other.
+            self.shared.in_flight.fetch_add(1, Ordering::Relaxed);
+            self.shared.ready.push([c]);
+        }
+        Ok(())
+    }
+
+    fn queue_now(&self, req: Request) -> Result<Option<Completion>, Rejected> {
         if let Err(e) = req.validate() {
             return Err(Rejected::new(e, req));
         }
-        let shared = &self.shared;
-        if shared.in_flight.load(Ordering::Relaxed) >= shared.opts.capacity {
-            return Err(Rejected::new(io::Error::from_raw_os_error(libc::EAGAIN), req));
+        if req.op.is_read() || req.op.is_write() {
+            let a = Attempt {
+                fd: req.fd,
+                write: req.op.is_write(),
+                iov: req.buf.iovecs(),
+                offset: req.offset,
+                flags: req.flags.bits(),
+            };
+            // SAFETY: the request owns its buffers (or their owner vouches for them); a read's
+            // are writable (validated).
+            if let Some(res) = unsafe { self.shared.inline.try_rw(&a) } {
+                return Ok(Some(Completion::new(req.user_data, res, req.buf)));
+            }
         }
-        shared.in_flight.fetch_add(1, Ordering::Relaxed);
-        shared.enqueue(req, false).inspect_err(|_| {
-            shared.in_flight.fetch_sub(1, Ordering::Relaxed);
-        })
+        self.enqueue(req).map(|()| None)
+    }
+
+    unsafe fn try_now_raw(&self, io: &RawIo) -> Option<i64> {
+        let iov = [libc::iovec { iov_base: io.ptr.cast(), iov_len: io.len }];
+        let a = Attempt { fd: io.fd, write: io.write, iov: &iov, offset: io.offset, flags: 0 };
+        // SAFETY: forwarded from the caller.
+        unsafe { self.shared.inline.try_rw(&a) }
+    }
+
+    fn inline_stats(&self) -> InlineStats {
+        self.shared.inline.stats()
     }
 
     fn flush(&self) -> io::Result<()> {

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use io_uring::{opcode, squeue, types, IoUring};
 use slab::Slab;
 
-use super::{Buf, CancelOutcome, Completion, Driver, Op, RawIo, Rejected, Request};
+use super::inline::{Attempt, Inline};
+use super::{Buf, CancelOutcome, Completion, Driver, InlineStats, Op, RawIo, Rejected, Request};
 use crate::buf::{AlignedBuf, IoBuf, IoBufMut};
 use crate::deadline::deadline;
 use crate::EventFd;
@@ -54,6 +55,9 @@ pub struct UringOptions {
     pub fixed_buffers: Option<(usize, usize)>,
     /// Size of the registered file table (0: none), filled by [`UringDriver::register_file`].
     pub fixed_files: u32,
+    /// Try small buffered reads and writes at submission, with `RWF_NOWAIT`, before the ring
+    /// (see [`Driver::queue_now`]). On by default unless `AIO_INLINE=0`.
+    pub inline: bool,
     /// Set the ring up with `IORING_SETUP_COOP_TASKRUN` (and `TASKRUN_FLAG`), as fio does: the
     /// kernel does not interrupt the program to post completions that need its task (O_DIRECT
     /// reads, for one); they are posted when the driver next enters the kernel, which `reap`
@@ -68,6 +72,7 @@ impl Default for UringOptions {
         UringOptions {
             entries: 256,
             cq_entries: None,
+            inline: super::inline::enabled_by_default(),
             sqpoll: None,
             fixed_buffers: None,
             fixed_files: 0,
@@ -119,6 +124,7 @@ pub struct UringDriver {
     /// Threads waiting in the kernel for completions (see `wake_waiters`); changed under
     /// `inner` before such a wait begins.
     waiters: AtomicUsize,
+    inline: Inline,
 }
 
 struct Entry {
@@ -247,6 +253,7 @@ impl UringDriver {
             capacity,
             in_flight: AtomicUsize::new(0),
             waiters: AtomicUsize::new(0),
+            inline: Inline::new(opts.inline),
         })
     }
 
@@ -353,6 +360,23 @@ impl UringDriver {
                 .build(),
         };
         entry.flags(flags_sq)
+    }
+
+    /// Tries a validated read or write on the inline path: the result if it was served whole.
+    fn try_inline(&self, req: &mut Request) -> Option<i64> {
+        if !(req.op.is_read() || req.op.is_write()) {
+            return None;
+        }
+        let a = Attempt {
+            fd: req.fd,
+            write: req.op.is_write(),
+            iov: req.buf.iovecs(),
+            offset: req.offset,
+            flags: req.flags.bits(),
+        };
+        // SAFETY: the request owns its buffers (or its raw memory's owner vouches for it), and
+        // a read's are writable (validated).
+        unsafe { self.inline.try_rw(&a) }
     }
 
     /// The entry for request `req` whose buffer is `buf`: the one in the table, where it rests
@@ -633,10 +657,39 @@ unsafe impl Driver for UringDriver {
     }
 
     fn queue(&self, req: Request) -> Result<(), Rejected> {
+        if let Some(c) = self.queue_now(req)? {
+            // Served at once: its completion waits for a reap like any other.
+            let mut inner = self.inner();
+            self.accepted();
+            inner.parked.push_back(c);
+            self.wake_waiters(&mut inner);
+            drop(inner);
+            if let Some(efd) = self.efd.get() {
+                let _ = efd.write(1);
+            }
+        }
+        Ok(())
+    }
+
+    fn queue_now(&self, mut req: Request) -> Result<Option<Completion>, Rejected> {
         if let Err(e) = req.validate() {
             return Err(Rejected::new(e, req));
         }
-        self.queue_locked(&mut self.inner(), req)
+        if let Some(res) = self.try_inline(&mut req) {
+            return Ok(Some(Completion::new(req.user_data, res, req.buf)));
+        }
+        self.queue_locked(&mut self.inner(), req).map(|()| None)
+    }
+
+    unsafe fn try_now_raw(&self, io: &RawIo) -> Option<i64> {
+        let iov = [libc::iovec { iov_base: io.ptr.cast(), iov_len: io.len }];
+        let a = Attempt { fd: io.fd, write: io.write, iov: &iov, offset: io.offset, flags: 0 };
+        // SAFETY: forwarded from the caller.
+        unsafe { self.inline.try_rw(&a) }
+    }
+
+    fn inline_stats(&self) -> InlineStats {
+        self.inline.stats()
     }
 
     fn flush(&self) -> io::Result<()> {

@@ -96,16 +96,16 @@ pub unsafe fn writev2(fd: RawFd, iov: &[libc::iovec], flags: libc::c_int) -> io:
     cvt(unsafe { libc::pwritev2(fd, iov.as_ptr(), cnt, -1, flags) })
 }
 
-/// Whether `fd` is a pipe, a FIFO or a socket: a stream, whose reads (and writes) may wait
-/// for the other end for as long as it likes, and which `poll` can watch.
-pub fn is_stream(fd: RawFd) -> bool {
+/// The type of file `fd` is (`S_IFREG`, `S_IFIFO`, `S_IFSOCK`, …: `st_mode & S_IFMT`), or
+/// `None` if `fstat` fails (not a descriptor).
+pub fn file_type(fd: RawFd) -> Option<libc::mode_t> {
     // SAFETY: an all-zero stat is a valid value of this plain C struct.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `st` is a valid, writable stat; any descriptor number may be asked about.
     if unsafe { libc::fstat(fd, &mut st) } < 0 {
-        return false;
+        return None;
     }
-    matches!(st.st_mode & libc::S_IFMT, libc::S_IFIFO | libc::S_IFSOCK)
+    Some(st.st_mode & libc::S_IFMT)
 }
 
 /// `fsync(fd)`.

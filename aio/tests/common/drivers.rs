@@ -26,6 +26,8 @@ pub struct Target {
     /// Offsets, lengths and buffer addresses must be multiples of this.
     pub unit: usize,
     pub size: usize,
+    /// Whether the driver tries small buffered requests inline (and counts them).
+    pub inline: bool,
 }
 
 impl Target {
@@ -93,9 +95,11 @@ pub enum Kind {
     PoolDirect,
     Mem,
     FaultPassUring,
+    UringNoInline,
+    PoolNoInline,
 }
 
-pub const ALL: [Kind; 8] = [
+pub const ALL: [Kind; 10] = [
     Kind::Uring,
     Kind::UringDirect,
     Kind::Kernel,
@@ -104,6 +108,8 @@ pub const ALL: [Kind; 8] = [
     Kind::PoolDirect,
     Kind::Mem,
     Kind::FaultPassUring,
+    Kind::UringNoInline,
+    Kind::PoolNoInline,
 ];
 
 /// Builds each target over a fresh file holding `data`. Targets that cannot run here are left
@@ -128,6 +134,7 @@ pub fn targets(test: &str, dir: &std::path::Path, data: &[u8]) -> Vec<Target> {
                 path: None,
                 unit: 1,
                 size: data.len(),
+                inline: false,
             });
             continue;
         }
@@ -159,8 +166,22 @@ pub fn targets(test: &str, dir: &std::path::Path, data: &[u8]) -> Vec<Target> {
                     continue;
                 }
             },
+            Kind::UringNoInline => {
+                match UringDriver::new(UringOptions { inline: false, ..UringOptions::default() }) {
+                    Ok(d) => Arc::new(d),
+                    Err(e) => {
+                        skip(&format!("{test} [{}]", kind_name(kind)), &e.to_string());
+                        continue;
+                    }
+                }
+            }
+            Kind::PoolNoInline => {
+                Arc::new(PoolDriver::new(PoolOptions { inline: false, ..PoolOptions::default() }))
+            }
             Kind::Mem => unreachable!(),
         };
+        let inline = aio::driver::inline_enabled()
+            && matches!(kind, Kind::Uring | Kind::KernelBuffered | Kind::Pool);
         out.push(Target {
             name: kind_name(kind).into(),
             driver,
@@ -169,6 +190,7 @@ pub fn targets(test: &str, dir: &std::path::Path, data: &[u8]) -> Vec<Target> {
             path: Some(path),
             unit,
             size: data.len(),
+            inline,
         });
     }
     out
@@ -184,6 +206,8 @@ pub fn kind_name(kind: Kind) -> &'static str {
         Kind::PoolDirect => "pool+direct",
         Kind::Mem => "mem",
         Kind::FaultPassUring => "fault(uring, no faults)",
+        Kind::UringNoInline => "uring (inline off)",
+        Kind::PoolNoInline => "pool (inline off)",
     }
 }
 

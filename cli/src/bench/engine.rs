@@ -187,6 +187,8 @@ pub struct Stats {
     pub write_ios: u64,
     /// Bytes written.
     pub write_bytes: u64,
+    /// How the engine's inline path served the requests.
+    pub inline: aio::driver::InlineStats,
 }
 
 impl Stats {
@@ -199,6 +201,7 @@ impl Stats {
             read_bytes: 0,
             write_ios: 0,
             write_bytes: 0,
+            inline: aio::driver::InlineStats::default(),
         }
     }
 
@@ -209,6 +212,7 @@ impl Stats {
         self.read_bytes += other.read_bytes;
         self.write_ios += other.write_ios;
         self.write_bytes += other.write_bytes;
+        self.inline = self.inline + other.inline;
     }
 
     #[inline]
@@ -316,7 +320,11 @@ pub fn prepare(kind: EngineKind, job: &Job) -> Result<Prepared, String> {
 /// Runs one thread's part of the job on a prepared engine until `budget` is spent.
 pub fn run(engine: &Prepared, ctx: &ThreadCtx<'_>, budget: Budget) -> Result<Stats, String> {
     match engine {
-        Prepared::Driver(d) => run_driver(&**d, ctx, budget),
+        Prepared::Driver(d) => run_driver(&**d, ctx, budget).map(|mut stats| {
+            // The thread's own driver: all it served.
+            stats.inline = d.inline_stats();
+            stats
+        }),
         Prepared::Posix => run_posix(ctx, budget),
         Prepared::Sync => run_sync(ctx, budget),
     }

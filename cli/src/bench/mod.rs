@@ -252,6 +252,7 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
     let json = args.output_format == OutputFormat::Json;
     let custom = args.is_custom();
     let mut notes: Vec<String> = Vec::new();
+    let mut inline_notes: Vec<String> = Vec::new();
 
     // Where the picture goes: found out now, not after the run.
     if let Some(plot) = &args.plot {
@@ -423,6 +424,22 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
                 t.2.system += cpu.system;
             }
         }
+        for (i, e) in runnable.iter().enumerate() {
+            let s = totals[i].0.inline;
+            if s.total() > 0 {
+                inline_notes.push(format!(
+                    "{}: {e}: {} of {} requests served inline at submission (page cache, \
+                     RWF_NOWAIT); to the engine: {} missed, {} skipped after misses, {} not \
+                     eligible",
+                    job.short(),
+                    s.inline,
+                    s.total(),
+                    s.missed,
+                    s.skipped,
+                    s.ineligible
+                ));
+            }
+        }
         for (e, check) in &usable[ji] {
             let detail = e.describe(job);
             report.engines.push(match check {
@@ -441,6 +458,10 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
     drop(file); // removes a temporary file
 
     let (_, load_after) = util::loadavg();
+    notes.extend(inline_notes);
+    if !aio::driver::inline_enabled() {
+        notes.push("the inline path is off (AIO_INLINE=0)".to_string());
+    }
     for e in &args.engine.list {
         if let Some(job) = jobs.first() {
             notes.push(format!("{e}: {}", e.describe(job)));
@@ -536,6 +557,8 @@ fn run_slice(
 ) -> Result<(Stats, Duration, CpuTime), String> {
     let done = AtomicU64::new(0);
     let barrier = Barrier::new(job.numjobs + 1);
+    // The POSIX engine is the process's: what its inline path served during this slice.
+    let posix_inline = (kind == EngineKind::Posix).then(aio::posix::inline_stats);
     std::thread::scope(|s| {
         let mut handles = Vec::new();
         for thread in 0..job.numjobs {
@@ -596,6 +619,9 @@ fn run_slice(
             }
         }
         let cpu = CpuTime::now().since(cpu0);
+        if let Some(before) = posix_inline {
+            stats.inline = aio::posix::inline_stats() - before;
+        }
         match failure {
             Some(msg) => Err(msg),
             None => Ok((stats, end.duration_since(t0), cpu)),

@@ -76,6 +76,9 @@ pub enum With {
     Glibc,
     /// `LD_PRELOAD` of ours, with `AIO_ENGINE` set to this (None: unset, the default choice).
     Ours(Option<&'static str>),
+    /// Ours on the default engine with the inline path off (`AIO_INLINE=0`): every request
+    /// through the asynchronous engine.
+    OursInlineOff,
 }
 
 impl With {
@@ -85,16 +88,26 @@ impl With {
             With::Glibc => "glibc".into(),
             With::Ours(None) => "ours".into(),
             With::Ours(Some(e)) => format!("ours, AIO_ENGINE={e}"),
+            With::OursInlineOff => "ours, AIO_INLINE=0".into(),
         }
     }
 
     /// Sets the environment of `cmd` for this way of running.
     pub fn apply(self, cmd: &mut Command) {
-        cmd.env_remove("LD_PRELOAD").env_remove("AIO_ENGINE").env_remove("LD_LIBRARY_PATH");
-        if let With::Ours(engine) = self {
-            cmd.env("LD_PRELOAD", &ours().library);
-            if let Some(e) = engine {
-                cmd.env("AIO_ENGINE", e);
+        cmd.env_remove("LD_PRELOAD")
+            .env_remove("AIO_ENGINE")
+            .env_remove("AIO_INLINE")
+            .env_remove("LD_LIBRARY_PATH");
+        match self {
+            With::Glibc => {}
+            With::Ours(engine) => {
+                cmd.env("LD_PRELOAD", &ours().library);
+                if let Some(e) = engine {
+                    cmd.env("AIO_ENGINE", e);
+                }
+            }
+            With::OursInlineOff => {
+                cmd.env("LD_PRELOAD", &ours().library).env("AIO_INLINE", "0");
             }
         }
     }

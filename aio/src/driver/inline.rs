@@ -1,0 +1,368 @@
+//! The inline path: a buffered read (or write) tried at submission with `preadv2`/`pwritev2`
+//! and `RWF_NOWAIT`, which the kernel serves at once when it can do so without waiting — data
+//! in the page cache — and refuses (`EAGAIN`) when it would have to wait for the device. A
+//! request served there costs one system call and no trip through an asynchronous engine; one
+//! refused goes to the engine as usual.
+//!
+//! Only what can gain is tried:
+//!
+//! - reads and writes of fewer than [`ASYNC_MIN_LEN`](super::uring::ASYNC_MIN_LEN) bytes (a
+//!   larger copy would hold the submitting caller: it goes to the kernel's workers instead);
+//! - with no `RWF_*` flags of the request's own;
+//! - on regular files and block devices (a read of a socket or a pipe takes the bytes it gets,
+//!   so it could not be done again; such reads go to the engine, which waits for them without
+//!   a thread), not open with `O_DIRECT` (where `RWF_NOWAIT` still waits for the device), and,
+//!   for writes, not with `O_APPEND`.
+//!
+//! What each descriptor is is asked once (`fstat`, `fcntl(F_GETFL)`) and asked again every
+//! [`RECHECK`] requests, in case the number now names another file. A request that transfers
+//! only part of its bytes is not finished here: the engine does all of it again (the bytes
+//! already moved are the same ones, so nothing changes but the time), since a short read here may
+//! be the end of the file or pages not in the cache.
+//!
+//! **Adaptive.** A descriptor whose attempts keep failing (cold data) stops being tried for a
+//! while — one request in 2, 4, … up to 1 in [`SKIP_MAX`] — and goes back to every request after
+//! one success, so a cold file pays at most a failed system call now and then, and a file that
+//! warms up is noticed.
+//!
+//! `AIO_INLINE=0` in the environment turns the path off for every driver made without saying
+//! otherwise (the options' defaults), so the difference can be measured.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use crate::sys;
+
+/// How many requests a descriptor's flags serve before they are asked again.
+pub const RECHECK: u64 = 64;
+/// At most one request in this many is tried on a descriptor whose attempts keep failing.
+pub const SKIP_MAX: u64 = 256;
+/// Descriptors below this number keep their flags and history in a table; others ask every
+/// time (and are tried every time).
+const SLOTS: usize = 4096;
+
+/// Whether the inline path is on by default: unless `AIO_INLINE=0`.
+pub fn enabled_by_default() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("AIO_INLINE").map_or(true, |v| v.trim() != "0"))
+}
+
+/// How the inline path served requests (for reports and statistics). Adds and subtracts
+/// field by field (to sum drivers, or take a difference of two readings).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InlineStats {
+    /// Served whole at submission.
+    pub inline: u64,
+    /// Tried and refused (would wait, or moved only part): sent to the engine.
+    pub missed: u64,
+    /// Not tried because the descriptor's attempts kept failing: sent to the engine.
+    pub skipped: u64,
+    /// Not eligible (`O_DIRECT`, large, flags, a stream, the path off): sent to the engine.
+    pub ineligible: u64,
+}
+
+impl InlineStats {
+    /// Requests the path was asked about.
+    pub fn total(&self) -> u64 {
+        self.inline + self.missed + self.skipped + self.ineligible
+    }
+}
+
+impl std::ops::Add for InlineStats {
+    type Output = InlineStats;
+    fn add(self, o: InlineStats) -> InlineStats {
+        InlineStats {
+            inline: self.inline + o.inline,
+            missed: self.missed + o.missed,
+            skipped: self.skipped + o.skipped,
+            ineligible: self.ineligible + o.ineligible,
+        }
+    }
+}
+
+impl std::ops::Sub for InlineStats {
+    type Output = InlineStats;
+    fn sub(self, o: InlineStats) -> InlineStats {
+        InlineStats {
+            inline: self.inline.saturating_sub(o.inline),
+            missed: self.missed.saturating_sub(o.missed),
+            skipped: self.skipped.saturating_sub(o.skipped),
+            ineligible: self.ineligible.saturating_sub(o.ineligible),
+        }
+    }
+}
+
+// One descriptor's slot, a u64: what its flags said, when to ask again, its recent misses and
+// how many requests to let pass before the next try.
+const KNOWN: u64 = 1;
+const DIRECT: u64 = 1 << 1;
+const APPEND: u64 = 1 << 2;
+/// A stream (`ESPIPE`), or a file that refuses `RWF_NOWAIT`: never tried (until rechecked).
+const NEVER: u64 = 1 << 3;
+const USES_SHIFT: u32 = 8;
+const MISSES_SHIFT: u32 = 16;
+const SKIP_SHIFT: u32 = 24;
+const FIELD: u64 = 0xff;
+const SKIP_FIELD: u64 = 0xffff;
+
+/// The inline path of one driver: the per-descriptor table and the counters.
+pub(crate) struct Inline {
+    on: bool,
+    slots: Box<[AtomicU64]>,
+    inline: AtomicU64,
+    missed: AtomicU64,
+    skipped: AtomicU64,
+    ineligible: AtomicU64,
+}
+
+/// A read or write to try: the descriptor, the memory, where in the file.
+pub(crate) struct Attempt<'a> {
+    pub fd: i32,
+    pub write: bool,
+    pub iov: &'a [libc::iovec],
+    pub offset: u64,
+    pub flags: i32,
+}
+
+impl Inline {
+    pub(crate) fn new(on: bool) -> Inline {
+        let slots: Box<[AtomicU64]> =
+            (0..if on { SLOTS } else { 0 }).map(|_| AtomicU64::new(0)).collect();
+        Inline {
+            on,
+            slots,
+            inline: AtomicU64::new(0),
+            missed: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            ineligible: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> InlineStats {
+        InlineStats {
+            inline: self.inline.load(Ordering::Relaxed),
+            missed: self.missed.load(Ordering::Relaxed),
+            skipped: self.skipped.load(Ordering::Relaxed),
+            ineligible: self.ineligible.load(Ordering::Relaxed),
+        }
+    }
+
+    fn count(&self, counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Tries `a` at once: `Some(bytes)` if it moved all of them (the request is then done),
+    /// `None` if it was not tried or not finished (the engine does all of it).
+    ///
+    /// # Safety
+    ///
+    /// As for a read or write of `a.iov` by the engine: the memory is valid for the call
+    /// (writable for a read) and no one else touches it.
+    pub(crate) unsafe fn try_rw(&self, a: &Attempt<'_>) -> Option<i64> {
+        if !self.on {
+            return None;
+        }
+        let len: usize = a.iov.iter().map(|v| v.iov_len).sum();
+        if a.flags != 0 || len >= super::uring::ASYNC_MIN_LEN || a.fd < 0 {
+            self.count(&self.ineligible);
+            return None;
+        }
+        let slot = self.slots.get(a.fd as usize);
+        let mut state = slot.map_or(0, |s| s.load(Ordering::Relaxed));
+        let uses = (state >> USES_SHIFT) & FIELD;
+        if state & KNOWN == 0 || uses >= RECHECK {
+            let Ok(fl) = sys::fs::status_flags_of(a.fd) else {
+                self.count(&self.ineligible);
+                return None;
+            };
+            state = KNOWN;
+            if !matches!(sys::io::file_type(a.fd), Some(libc::S_IFREG | libc::S_IFBLK)) {
+                state |= NEVER;
+            }
+            if fl & libc::O_DIRECT != 0 {
+                state |= DIRECT;
+            }
+            if fl & libc::O_APPEND != 0 {
+                state |= APPEND;
+            }
+        }
+        let update = |s: u64| {
+            if let Some(slot) = slot {
+                slot.store(s, Ordering::Relaxed);
+            }
+        };
+        let uses = ((state >> USES_SHIFT) & FIELD) + 1;
+        state = (state & !(FIELD << USES_SHIFT)) | (uses << USES_SHIFT);
+        if state & (DIRECT | NEVER) != 0 || (a.write && state & APPEND != 0) {
+            update(state);
+            self.count(&self.ineligible);
+            return None;
+        }
+        let skip = (state >> SKIP_SHIFT) & SKIP_FIELD;
+        if skip > 0 {
+            update((state & !(SKIP_FIELD << SKIP_SHIFT)) | ((skip - 1) << SKIP_SHIFT));
+            self.count(&self.skipped);
+            return None;
+        }
+        let flags = libc::RWF_NOWAIT;
+        // SAFETY: the caller's promise about the memory.
+        let r = unsafe {
+            if a.write {
+                sys::io::pwritev2(a.fd, a.iov, a.offset, flags)
+            } else {
+                sys::io::preadv2(a.fd, a.iov, a.offset, flags)
+            }
+        };
+        let misses = (state >> MISSES_SHIFT) & FIELD;
+        match r {
+            Ok(n) if n == len => {
+                update(state & !(FIELD << MISSES_SHIFT));
+                self.count(&self.inline);
+                Some(n as i64)
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ESPIPE | libc::EOPNOTSUPP)) => {
+                update(state | NEVER);
+                self.count(&self.ineligible);
+                None
+            }
+            _ => {
+                // Would wait, moved only part, or failed (the engine says how): a miss. After
+                // a few in a row, skip 2^k - 1 requests before the next try.
+                let misses = (misses + 1).min(FIELD);
+                let skip =
+                    if misses >= 2 { (1u64 << (misses - 1).min(8)).min(SKIP_MAX) - 1 } else { 0 };
+                let state = (state & !(FIELD << MISSES_SHIFT) & !(SKIP_FIELD << SKIP_SHIFT))
+                    | (misses << MISSES_SHIFT)
+                    | (skip << SKIP_SHIFT);
+                update(state);
+                self.count(&self.missed);
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    fn iov(buf: &mut [u8]) -> [libc::iovec; 1] {
+        [libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() }]
+    }
+
+    #[test]
+    fn cached_reads_complete_and_the_switch_turns_it_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![7u8; 8192]).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let mut buf = vec![0u8; 4096];
+        let on = Inline::new(true);
+        let a = Attempt {
+            fd: file.as_raw_fd(),
+            write: false,
+            iov: &iov(&mut buf),
+            offset: 0,
+            flags: 0,
+        };
+        // SAFETY: `buf` is ours and alive for the call.
+        assert_eq!(unsafe { on.try_rw(&a) }, Some(4096));
+        assert_eq!(buf, vec![7u8; 4096]);
+        assert_eq!(on.stats().inline, 1);
+        let off = Inline::new(false);
+        // SAFETY: as above.
+        assert_eq!(unsafe { off.try_rw(&a) }, None);
+        assert_eq!(off.stats(), InlineStats::default());
+        // Past the end: a short read is not finished here.
+        let mut tail = vec![0u8; 4096];
+        let a = Attempt {
+            fd: file.as_raw_fd(),
+            write: false,
+            iov: &iov(&mut tail),
+            offset: 6144,
+            flags: 0,
+        };
+        // SAFETY: as above.
+        assert_eq!(unsafe { on.try_rw(&a) }, None);
+        assert_eq!(on.stats().missed, 1);
+    }
+
+    #[test]
+    fn streams_are_never_tried() {
+        let (reader, _writer) = std::io::pipe().unwrap();
+        let on = Inline::new(true);
+        let mut b = [0u8; 1];
+        let a = Attempt {
+            fd: reader.as_raw_fd(),
+            write: false,
+            iov: &iov(&mut b),
+            offset: 0,
+            flags: 0,
+        };
+        // Not a file: never tried (a read of a stream could not be done again).
+        // SAFETY: `b` is ours.
+        assert_eq!(unsafe { on.try_rw(&a) }, None);
+        // SAFETY: as above.
+        assert_eq!(unsafe { on.try_rw(&a) }, None);
+        let s = on.stats();
+        assert_eq!((s.inline, s.missed, s.ineligible), (0, 0, 2));
+    }
+
+    /// Cold data (evicted from the page cache): misses, then fewer and fewer tries; once the
+    /// data is cached again, a try succeeds and every request is tried again.
+    #[test]
+    fn misses_back_off_and_a_hit_resets() {
+        let base = std::env::var_os("AIO_TEST_DIR").map_or_else(std::env::temp_dir, Into::into);
+        let dir = tempfile::tempdir_in(base).unwrap();
+        let path = dir.path().join("cold");
+        std::fs::write(&path, vec![3u8; 1 << 20]).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        file.sync_all().unwrap();
+        let evict = || {
+            // SAFETY: advice on our own descriptor; no memory is passed.
+            let r =
+                unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+            assert_eq!(r, 0);
+        };
+        evict();
+        // No readahead: a miss reads only its own page (in the background), so the other
+        // offsets stay cold.
+        // SAFETY: as above.
+        let r = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
+        assert_eq!(r, 0);
+        let on = Inline::new(true);
+        let mut buf = vec![0u8; 4096];
+        let mut tries = |n: usize| {
+            for i in 0..n {
+                let a = Attempt {
+                    fd: file.as_raw_fd(),
+                    write: false,
+                    iov: &iov(&mut buf),
+                    offset: (i as u64 * 8192) % (1 << 20),
+                    flags: 0,
+                };
+                // SAFETY: `buf` is ours.
+                let _ = unsafe { on.try_rw(&a) };
+            }
+        };
+        tries(40);
+        let s = on.stats();
+        if s.missed == 0 {
+            // A file system whose pages the advice does not drop (tmpfs): nothing to learn.
+            eprintln!("SKIP misses_back_off_and_a_hit_resets: DONTNEED left the file cached");
+            return;
+        }
+        assert!(s.skipped > s.missed, "backed off: {s:?}");
+        assert_eq!(s.missed + s.skipped, 40, "{s:?}");
+        // Cached again: within one back-off window a try succeeds, and then every request is
+        // tried (and served).
+        std::fs::read(&path).unwrap();
+        tries(300);
+        let after = on.stats();
+        assert!(after.inline > 0, "{after:?}");
+        let before = after;
+        tries(10);
+        assert_eq!(on.stats().inline, before.inline + 10, "{:?}", on.stats());
+    }
+}
