@@ -12,6 +12,29 @@ fn cvt(ret: libc::ssize_t) -> io::Result<usize> {
     }
 }
 
+/// The `preadv2`/`pwritev2` system call, made directly: glibc's wrappers add a cancellation
+/// point and a fallback for kernels without the calls (before 4.6), about 80 instructions a
+/// call — a tenth of a cached 4 KiB read's whole cost in user space. `offset` -1: the
+/// descriptor's position.
+///
+/// # Safety
+///
+/// As for [`preadv2`] (`nr` is `SYS_preadv2`) or [`pwritev2`] (`SYS_pwritev2`).
+unsafe fn rw2(
+    nr: libc::c_long,
+    fd: RawFd,
+    iov: &[libc::iovec],
+    offset: i64,
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    let cnt =
+        libc::c_int::try_from(iov.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `iov` is a live array of `cnt` iovecs; the caller vouches for the memory they
+    // name. On 64-bit targets the offset is passed whole in its low half (the high half is 0).
+    let r = unsafe { libc::syscall(nr, fd, iov.as_ptr(), cnt, offset, 0 as libc::c_long, flags) };
+    cvt(r as libc::ssize_t)
+}
+
 /// `preadv2(fd, iov, offset, flags)`: reads into the segments in order.
 ///
 /// # Safety
@@ -24,10 +47,8 @@ pub unsafe fn preadv2(
     offset: u64,
     flags: libc::c_int,
 ) -> io::Result<usize> {
-    let cnt =
-        libc::c_int::try_from(iov.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: `iov` is a live array of `cnt` iovecs; the caller vouches for the memory they name.
-    cvt(unsafe { libc::preadv2(fd, iov.as_ptr(), cnt, offset as libc::off_t, flags) })
+    // SAFETY: forwarded from the caller.
+    unsafe { rw2(libc::SYS_preadv2, fd, iov, offset as i64, flags) }
 }
 
 /// `pwritev2(fd, iov, offset, flags)`: writes the segments in order.
@@ -41,10 +62,8 @@ pub unsafe fn pwritev2(
     offset: u64,
     flags: libc::c_int,
 ) -> io::Result<usize> {
-    let cnt =
-        libc::c_int::try_from(iov.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: as for preadv2, for reads.
-    cvt(unsafe { libc::pwritev2(fd, iov.as_ptr(), cnt, offset as libc::off_t, flags) })
+    // SAFETY: forwarded from the caller.
+    unsafe { rw2(libc::SYS_pwritev2, fd, iov, offset as i64, flags) }
 }
 
 /// `readv(fd, iov)`: reads at the descriptor's position (for pipes and sockets).
@@ -78,10 +97,8 @@ pub unsafe fn writev(fd: RawFd, iov: &[libc::iovec]) -> io::Result<usize> {
 ///
 /// As for [`preadv2`].
 pub unsafe fn readv2(fd: RawFd, iov: &[libc::iovec], flags: libc::c_int) -> io::Result<usize> {
-    let cnt =
-        libc::c_int::try_from(iov.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: as for preadv2; offset -1 means the descriptor's position.
-    cvt(unsafe { libc::preadv2(fd, iov.as_ptr(), cnt, -1, flags) })
+    // SAFETY: forwarded from the caller; offset -1 means the descriptor's position.
+    unsafe { rw2(libc::SYS_preadv2, fd, iov, -1, flags) }
 }
 
 /// `pwritev2(fd, iov, -1, flags)`: writes at the descriptor's position, with `RWF_*` flags.
@@ -90,10 +107,8 @@ pub unsafe fn readv2(fd: RawFd, iov: &[libc::iovec], flags: libc::c_int) -> io::
 ///
 /// As for [`pwritev2`].
 pub unsafe fn writev2(fd: RawFd, iov: &[libc::iovec], flags: libc::c_int) -> io::Result<usize> {
-    let cnt =
-        libc::c_int::try_from(iov.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: as for pwritev2; offset -1 means the descriptor's position.
-    cvt(unsafe { libc::pwritev2(fd, iov.as_ptr(), cnt, -1, flags) })
+    // SAFETY: forwarded from the caller; offset -1 means the descriptor's position.
+    unsafe { rw2(libc::SYS_pwritev2, fd, iov, -1, flags) }
 }
 
 /// The type of file `fd` is (`S_IFREG`, `S_IFIFO`, `S_IFSOCK`, …: `st_mode & S_IFMT`), or

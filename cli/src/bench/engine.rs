@@ -459,8 +459,13 @@ fn run_driver(driver: &dyn Driver, ctx: &ThreadCtx<'_>, budget: Budget) -> Resul
             };
             meta[slot] = (write, offset);
             started[slot] = Instant::now();
-            match driver.queue(req) {
-                Ok(()) => {
+            match driver.queue_now(req) {
+                // Served at submission (the inline path): processed with the reaped ones.
+                Ok(Some(c)) => {
+                    in_flight += 1;
+                    out.push(c);
+                }
+                Ok(None) => {
                     in_flight += 1;
                     // Start requests in batches of --iodepth_batch (1, as fio's default: each
                     // as soon as it is queued); reap flushes the rest.
@@ -485,12 +490,17 @@ fn run_driver(driver: &dyn Driver, ctx: &ThreadCtx<'_>, budget: Budget) -> Resul
         if in_flight == 0 {
             return Ok(stats);
         }
-        unflushed = 0;
-        out.clear();
-        match driver.reap(1, qd, None, &mut out) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("{who}: reap: {e}")),
+        if out.is_empty() {
+            unflushed = 0;
+            match driver.reap(1, qd, None, &mut out) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(format!("{who}: reap: {e}")),
+            }
+        } else if unflushed > 0 {
+            // Served at once ones to process; the others queued must still start.
+            driver.flush().map_err(|e| format!("{who}: flush: {e}"))?;
+            unflushed = 0;
         }
         let now = Instant::now();
         for c in out.drain(..) {
