@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 mod deadline;
+pub mod stats;
 
 pub mod align;
 pub mod buf;
