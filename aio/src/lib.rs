@@ -16,6 +16,9 @@
 //! - [`faults`]: fault rules as data (`op=read,path=*.bad,errno=EIO`), decided from a seed and
 //!   logged as JSON lines: what `aio mount` injects.
 //! - [`eventfd`]: completion notification an epoll loop or async runtime can watch.
+//! - [`flags`]: the `RWF_*` flags and I/O priorities every layer shares.
+//! - [`faults`]: fault rules as data (the SPECs of `aio mount` and `AIO_FAULT`), and
+//!   [`stats`]: the counters the C libraries print with `AIO_STATS=1`.
 
 #![deny(missing_docs)]
 
@@ -28,6 +31,7 @@ pub mod driver;
 pub mod eventfd;
 pub mod faults;
 pub mod file;
+pub mod flags;
 pub mod kernel;
 pub mod posix;
 pub mod rt;

@@ -122,7 +122,7 @@ use slab::Slab;
 
 use crate::deadline::{deadline, left};
 use crate::driver::{self, CancelOutcome, Completion, Driver, RawIo, Request, Selection};
-use crate::kernel::{IoClass, IoPriority};
+use crate::flags::{IoClass, IoPriority};
 use crate::stats::{StatOp, Stats};
 use crate::sys::posix::{self as abi, aiocb, aioinit, sigevent, sigval, SignalsBlocked};
 use crate::EventFd;
