@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -198,8 +198,7 @@ pub fn run(args: CpArgs) -> Result<(), Failure> {
     let size = src.metadata().map_err(|e| path_error("cannot stat", src_path, &e))?.len();
     if !args.direct {
         // Read once, front to back: a larger readahead window, as cp asks for.
-        // SAFETY: an advice on an open descriptor; it changes no data.
-        unsafe { libc::posix_fadvise(src.as_raw_fd(), 0, 0, libc::POSIX_FADV_SEQUENTIAL) };
+        let _ = aio::sys::fs::fadvise(src.as_fd(), 0, 0, libc::POSIX_FADV_SEQUENTIAL);
     }
 
     // Temporary files that killed copies to DST left behind, then ours.
@@ -455,12 +454,12 @@ fn create_temp(
 /// merged, and within the file (rounded up to `align`). The whole file when the filesystem
 /// cannot tell.
 fn data_ranges(file: &File, size: u64, align: u64) -> io::Result<Vec<(u64, u64)>> {
-    let fd = file.as_raw_fd();
+    let fd = file.as_fd();
     let limit = size.next_multiple_of(align);
     let mut out: Vec<(u64, u64)> = Vec::new();
     let mut off = 0u64;
     while off < size {
-        let data = match seek(fd, off, libc::SEEK_DATA) {
+        let data = match aio::sys::fs::lseek(fd, off, libc::SEEK_DATA) {
             Ok(d) => d,
             Err(e) if e.raw_os_error() == Some(libc::ENXIO) => break,
             Err(e)
@@ -474,7 +473,7 @@ fn data_ranges(file: &File, size: u64, align: u64) -> io::Result<Vec<(u64, u64)>
         if data >= size {
             break;
         }
-        let hole = match seek(fd, data, libc::SEEK_HOLE) {
+        let hole = match aio::sys::fs::lseek(fd, data, libc::SEEK_HOLE) {
             Ok(h) => h.min(size),
             Err(e) => return Err(e),
         };
@@ -495,32 +494,9 @@ fn reserve(file: &File, offset: u64, len: u64) -> io::Result<()> {
     if len == 0 {
         return Ok(());
     }
-    // SAFETY: fallocate on an open descriptor with plain integers.
-    let r = unsafe {
-        libc::fallocate(
-            file.as_raw_fd(),
-            libc::FALLOC_FL_KEEP_SIZE,
-            offset as libc::off_t,
-            len as libc::off_t,
-        )
-    };
-    if r == 0 {
-        return Ok(());
-    }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EOPNOTSUPP | libc::ENOSYS) => Ok(()),
-        _ => Err(e),
-    }
-}
-
-fn seek(fd: RawFd, off: u64, whence: i32) -> io::Result<u64> {
-    // SAFETY: lseek on an open descriptor with plain integers.
-    let r = unsafe { libc::lseek(fd, off as libc::off_t, whence) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r as u64)
+    match aio::sys::fs::fallocate(file.as_fd(), libc::FALLOC_FL_KEEP_SIZE, offset, len) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::ENOSYS)) => Ok(()),
+        r => r,
     }
 }
 

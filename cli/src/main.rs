@@ -12,6 +12,10 @@
 //! - `aio run -- PROGRAM [ARGS...]`: an unmodified program on the project's C libraries.
 //!
 //! Exit status: 0 success, 1 failure at run time, 2 bad usage.
+//!
+//! No `unsafe` here: every system call goes through the library's raw layer, [`aio::sys`].
+
+#![forbid(unsafe_code)]
 
 mod bench;
 mod cleanup;

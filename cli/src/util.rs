@@ -4,8 +4,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io;
-use std::mem::MaybeUninit;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
@@ -217,14 +216,7 @@ impl fmt::Display for FsInfo {
 
 /// `fstatfs` and the mount table: what filesystem `file` is on.
 pub fn filesystem(file: &File) -> io::Result<FsInfo> {
-    let mut st = MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: `st` is writable memory for one statfs, which fstatfs fills on success; the
-    // descriptor is open for the duration of the call (borrowed from `file`).
-    if unsafe { libc::fstatfs(file.as_raw_fd(), st.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fstatfs returned 0, so it initialized `st`.
-    let magic = unsafe { st.assume_init() }.f_type as u64;
+    let magic = aio::sys::fs::statfs_type(file.as_fd())?;
     let dev = file.metadata()?.dev();
     let mount = mount_of(dev);
     let name = match &mount {
@@ -308,18 +300,10 @@ pub struct CpuTime {
 impl CpuTime {
     /// Now.
     pub fn now() -> CpuTime {
-        let mut ru = MaybeUninit::<libc::rusage>::zeroed();
-        // SAFETY: `ru` is writable memory for one rusage; RUSAGE_SELF cannot fail with it.
-        let r = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
-        if r != 0 {
-            return CpuTime::default();
+        match aio::sys::proc::rusage_self() {
+            Ok(ru) => CpuTime { user: ru.user, system: ru.system },
+            Err(_) => CpuTime::default(),
         }
-        // SAFETY: zeroed is a valid rusage, and getrusage filled it.
-        let ru = unsafe { ru.assume_init() };
-        let tv = |t: libc::timeval| {
-            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-        };
-        CpuTime { user: tv(ru.ru_utime), system: tv(ru.ru_stime) }
     }
 
     /// The time used since `earlier`.
@@ -505,18 +489,10 @@ pub fn loadavg() -> (f64, String) {
 
 /// The kernel's release and machine (`uname -rm`).
 pub fn kernel_version() -> String {
-    let mut u = MaybeUninit::<libc::utsname>::zeroed();
-    // SAFETY: `u` is writable memory for one utsname, which uname fills on success.
-    if unsafe { libc::uname(u.as_mut_ptr()) } != 0 {
-        return format!("unknown ({})", io::Error::last_os_error());
+    match aio::sys::proc::uname() {
+        Ok(u) => format!("{} {} {}", u.sysname, u.release, u.machine),
+        Err(e) => format!("unknown ({e})"),
     }
-    // SAFETY: uname returned 0, so it filled `u` (zeroed before, so it is valid either way).
-    let u = unsafe { u.assume_init() };
-    let field = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
-    format!("{} {} {}", field(&u.sysname), field(&u.release), field(&u.machine))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The file and descriptor system calls the layers above need: statx for O_DIRECT alignment,
-//! fstat, the block-size ioctl, fcntl, eventfd and poll.
+//! The file and descriptor system calls the layers above (and the `aio` command) need: statx for
+//! O_DIRECT alignment, fstat and fstatfs, the block-size ioctl, fcntl, eventfd, poll, and
+//! fallocate, posix_fadvise and lseek (`SEEK_DATA`/`SEEK_HOLE`).
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -172,5 +173,55 @@ pub unsafe fn madvise_hugepage(ptr: *mut u8, len: usize) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// `fstatfs(fd)`'s `f_type`: the magic number of the filesystem the file is on
+/// (`TMPFS_MAGIC`, `EXT4_SUPER_MAGIC`, …).
+#[doc(alias = "fstatfs")]
+pub fn statfs_type(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    // SAFETY: an all-zero statfs is a valid value of this plain C struct.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid, writable statfs; `fd` is open for the call.
+    cvt(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) })?;
+    Ok(st.f_type as u64)
+}
+
+/// An offset or length as the kernel's signed `off_t`; one beyond it is `EFBIG`.
+fn off_t(value: u64) -> io::Result<libc::off_t> {
+    libc::off_t::try_from(value).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))
+}
+
+/// `fallocate(fd, mode, offset, len)`: allocates (or with `mode`'s `FALLOC_FL_*` flags, punches,
+/// zeroes, …) `len` bytes at `offset`.
+pub fn fallocate(fd: BorrowedFd<'_>, mode: libc::c_int, offset: u64, len: u64) -> io::Result<()> {
+    let (offset, len) = (off_t(offset)?, off_t(len)?);
+    // SAFETY: fallocate takes no pointers; `fd` is open for the call.
+    cvt(unsafe { libc::fallocate(fd.as_raw_fd(), mode, offset, len) }).map(drop)
+}
+
+/// `posix_fadvise(fd, offset, len, advice)`: tells the kernel how the range will be read
+/// (`POSIX_FADV_SEQUENTIAL`, …); `len` 0 means to the end of the file. It changes no data.
+#[doc(alias = "posix_fadvise")]
+pub fn fadvise(fd: BorrowedFd<'_>, offset: u64, len: u64, advice: libc::c_int) -> io::Result<()> {
+    let (offset, len) = (off_t(offset)?, off_t(len)?);
+    // SAFETY: posix_fadvise takes no pointers; `fd` is open for the call.
+    match unsafe { libc::posix_fadvise(fd.as_raw_fd(), offset, len, advice) } {
+        0 => Ok(()),
+        // posix_fadvise returns the error number instead of setting errno.
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// `lseek(fd, offset, whence)`: the new file offset. With `SEEK_DATA` or `SEEK_HOLE`, the start
+/// of the next data or hole at or after `offset` (`ENXIO` when there is none before the end).
+pub fn lseek(fd: BorrowedFd<'_>, offset: u64, whence: libc::c_int) -> io::Result<u64> {
+    let offset = off_t(offset)?;
+    // SAFETY: lseek takes no pointers; `fd` is open for the call.
+    let r = unsafe { libc::lseek(fd.as_raw_fd(), offset, whence) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as u64)
     }
 }

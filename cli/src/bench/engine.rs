@@ -7,8 +7,9 @@
 //!   contract says: queue until the depth is reached, reap whatever has completed (at least
 //!   one), queue that many again. Buffers go into each request and come back with its
 //!   completion.
-//! - `posix`: [`aio::posix`]: `aio_read`/`aio_write` on `aiocb`s kept in flight, `aio_suspend`
-//!   to wait, `aio_error` and `aio_return` to collect, as a POSIX AIO program does.
+//! - `posix`: [`aio::posix`] through [`aio::posix_slots::Slots`]: `aio_read`/`aio_write` on
+//!   `aiocb`s kept in flight, `aio_suspend` to wait, `aio_error` and `aio_return` to collect,
+//!   as a POSIX AIO program does.
 //! - `sync`: `pread`/`pwrite`, one request at a time: the baseline.
 //!
 //! Latency is measured per request from just before it is queued to just after the reap that
@@ -17,8 +18,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io;
-use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +29,7 @@ use aio::driver::{
     Buf, Completion, Driver, KernelDriver, KernelOptions, PoolDriver, PoolOptions, Request,
     UringDriver, UringOptions,
 };
-use aio::sys::posix::aiocb;
+use aio::posix_slots::{Slots, Status as PosixStatus};
 use aio::{AlignedBuf, IoBuf, Slice};
 use hdrhistogram::Histogram;
 
@@ -534,74 +534,16 @@ fn add_progress(ctx: &ThreadCtx<'_>, stats: &Stats, published: &mut u64) {
     *published = total;
 }
 
-/// A zeroed `aiocb`.
-fn zeroed_aiocb() -> aiocb {
-    // SAFETY: aiocb is a C struct of integers, raw pointers and unions of those; all-zero bytes
-    // are a valid value of each (null pointers, zero integers, SIGEV_SIGNAL with signal 0,
-    // which asks for no notification).
-    unsafe { MaybeUninit::<aiocb>::zeroed().assume_init() }
-}
-
-/// POSIX AIO requests in flight: aiocbs and their buffers, which the engine may use until each
-/// request completes. Dropping it waits for every request in flight first.
-struct PosixSlots {
-    cbs: Box<[aiocb]>,
-    bufs: Vec<AlignedBuf>,
-    /// `aio_suspend`'s list: the aiocb of each slot in flight, null for the others.
-    list: Vec<*const aiocb>,
-    in_flight: usize,
-}
-
-impl PosixSlots {
-    fn wait_all(&mut self) {
-        while self.in_flight > 0 {
-            // SAFETY: the list holds null or aiocbs of `self.cbs` that were submitted and are
-            // alive (owned by `self`).
-            let _ = unsafe { aio::posix::aio_suspend(&self.list, None) };
-            for slot in 0..self.list.len() {
-                if self.list[slot].is_null() {
-                    continue;
-                }
-                let cb = &raw mut self.cbs[slot];
-                // SAFETY: `cb` is one of our submitted aiocbs, alive and readable.
-                match unsafe { aio::posix::aio_error(cb) } {
-                    Ok(libc::EINPROGRESS) => {}
-                    _ => {
-                        // SAFETY: as above; collects the finished request's result.
-                        let _ = unsafe { aio::posix::aio_return(cb) };
-                        self.list[slot] = std::ptr::null();
-                        self.in_flight -= 1;
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl Drop for PosixSlots {
-    fn drop(&mut self) {
-        // The engine writes into the aiocbs and buffers until each request completes.
-        self.wait_all();
-    }
-}
-
 fn run_posix(ctx: &ThreadCtx<'_>, budget: Budget) -> Result<Stats, String> {
     let who = "posix";
     let job = ctx.job;
     let bs = job.bs;
     let qd = job.iodepth;
-    let fd = ctx.file.as_raw_fd();
+    let fd = ctx.file.as_fd();
     let mut gen = OpGen::new(job, ctx.thread, ctx.seed);
     let mut stats = Stats::new();
-    let mut cbs = Vec::new();
-    cbs.try_reserve_exact(qd).map_err(|_| table_refused(ctx))?;
-    cbs.extend((0..qd).map(|_| zeroed_aiocb()));
-    let mut slots = PosixSlots {
-        cbs: cbs.into_boxed_slice(),
-        bufs: buffers(ctx, qd)?,
-        list: filled(qd, std::ptr::null()).map_err(|_| table_refused(ctx))?,
-        in_flight: 0,
-    };
+    // Dropping the slots waits for every request in flight.
+    let mut slots = Slots::new(buffers(ctx, qd)?).map_err(|_| table_refused(ctx))?;
     let mut started = filled(qd, Instant::now()).map_err(|_| table_refused(ctx))?;
     let mut meta = filled(qd, (false, 0u64)).map_err(|_| table_refused(ctx))?;
     let mut free: Vec<usize> = filled(qd, 0).map_err(|_| table_refused(ctx))?;
@@ -618,32 +560,16 @@ fn run_posix(ctx: &ThreadCtx<'_>, budget: Budget) -> Result<Stats, String> {
             }
             free.pop();
             let (write, offset) = gen.next();
-            let buf = slots.bufs[slot].stable_ptr().cast_mut();
-            let cb = &mut slots.cbs[slot];
-            *cb = zeroed_aiocb();
-            cb.aio_fildes = fd;
-            cb.aio_buf = buf.cast();
-            cb.aio_nbytes = bs;
-            cb.aio_offset = offset as i64;
-            let cb = &raw mut slots.cbs[slot];
             meta[slot] = (write, offset);
             started[slot] = Instant::now();
-            // SAFETY: `cb` and its buffer (`bs` bytes of `slots.bufs[slot]`) belong to `slots`,
-            // which outlives the request: nothing touches them until the request is collected
-            // below, and dropping `slots` waits for every request in flight.
-            let r = unsafe {
-                if write {
-                    aio::posix::aio_write(cb)
-                } else {
-                    aio::posix::aio_read(cb)
-                }
+            let r = if write {
+                slots.submit_write(slot, fd, offset, bs)
+            } else {
+                slots.submit_read(slot, fd, offset, bs)
             };
             match r {
-                Ok(()) => {
-                    slots.list[slot] = cb;
-                    slots.in_flight += 1;
-                }
-                Err(libc::EAGAIN) if slots.in_flight > 0 => {
+                Ok(()) => {}
+                Err(libc::EAGAIN) if slots.in_flight() > 0 => {
                     free.push(slot);
                     break;
                 }
@@ -654,11 +580,10 @@ fn run_posix(ctx: &ThreadCtx<'_>, budget: Budget) -> Result<Stats, String> {
                 }
             }
         }
-        if slots.in_flight == 0 {
+        if slots.in_flight() == 0 {
             return Ok(stats);
         }
-        // SAFETY: the list holds null or our submitted aiocbs, alive in `slots`.
-        match unsafe { aio::posix::aio_suspend(&slots.list, None) } {
+        match slots.suspend(None) {
             Ok(()) | Err(libc::EINTR) | Err(libc::EAGAIN) => {}
             Err(e) => {
                 return Err(format!("{who}: aio_suspend: {}", io::Error::from_raw_os_error(e)))
@@ -666,23 +591,13 @@ fn run_posix(ctx: &ThreadCtx<'_>, budget: Budget) -> Result<Stats, String> {
         }
         let now = Instant::now();
         for slot in 0..qd {
-            if slots.list[slot].is_null() {
-                continue;
-            }
-            let cb = &raw mut slots.cbs[slot];
-            // SAFETY: `cb` is one of our submitted aiocbs, alive in `slots`.
-            let err = match unsafe { aio::posix::aio_error(cb) } {
-                Ok(libc::EINPROGRESS) => continue,
-                Ok(e) => e,
-                Err(e) => e,
+            let res = match slots.status(slot) {
+                PosixStatus::Idle | PosixStatus::InProgress => continue,
+                PosixStatus::Done(Ok(n)) => n as i64,
+                PosixStatus::Done(Err(e)) => -i64::from(e),
             };
-            // SAFETY: as above; the request has finished, so its result can be collected.
-            let ret = unsafe { aio::posix::aio_return(cb) }.unwrap_or(-1);
-            slots.list[slot] = std::ptr::null();
-            slots.in_flight -= 1;
             free.push(slot);
             let (write, offset) = meta[slot];
-            let res = if err != 0 { -i64::from(err) } else { ret as i64 };
             if res != bs as i64 {
                 return Err(io_failure(who, write, offset, res, bs, &job.path_shown));
             }

@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -136,15 +136,13 @@ fn reserve(f: &File, size: u64) -> io::Result<()> {
     if size == 0 {
         return Ok(());
     }
-    // SAFETY: fallocate on an open descriptor with plain integers.
-    let r = unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, size as libc::off_t) };
-    if r == 0 {
-        return Ok(());
-    }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) | Some(libc::EINVAL) => Ok(()),
-        _ => Err(e),
+    match aio::sys::fs::fallocate(f.as_fd(), 0, 0, size) {
+        Err(e)
+            if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL)) =>
+        {
+            Ok(())
+        }
+        r => r,
     }
 }
 

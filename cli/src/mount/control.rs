@@ -42,8 +42,7 @@ fn run_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR") {
         return PathBuf::from(d).join("aio");
     }
-    // SAFETY: getuid has no preconditions.
-    PathBuf::from(format!("/tmp/aio-{}", unsafe { libc::getuid() }))
+    PathBuf::from(format!("/tmp/aio-{}", aio::sys::proc::uid()))
 }
 
 /// FNV-1a, 64 bits: a stable hash of the mountpoint's path for the socket's name.
