@@ -491,7 +491,10 @@ mod tests {
         // overcommit modes refuse it at once (mode 1 hands out any amount of address space).
         let mode = std::fs::read_to_string("/proc/sys/vm/overcommit_memory").unwrap_or_default();
         if mode.trim() == "1" {
-            eprintln!("SKIP refused_allocations_are_errors_with_try: vm.overcommit_memory = 1");
+            aio_testkit::skip(
+                "refused_allocations_are_errors_with_try",
+                "vm.overcommit_memory = 1",
+            );
             return;
         }
         let e = AlignedBuf::try_new(1 << 46, 4096).unwrap_err();

@@ -235,7 +235,7 @@ fn files_round_trip_through_the_mount() {
             .expect("getfattr");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "v1");
     } else {
-        note("files_round_trip_through_the_mount: setfattr unavailable or refused; xattrs not checked");
+        skip("files_round_trip_through_the_mount (xattrs)", "setfattr unavailable or refused");
     }
     std::fs::remove_file(d.mnt.join("hard")).expect("unlink");
     std::fs::remove_file(d.mnt.join("link")).expect("unlink the symlink");
@@ -349,7 +349,10 @@ fn seed_programs_run_unchanged_on_the_mount() {
             aio_testkit::gcc(&src, &theirs, Some(&include), &[sys.to_str().expect("UTF-8"), "-w"]);
             programs.push((theirs, None));
         }
-        None => note(&format!("{name}: no system libaio.so.1; libaio_copy.c checked on ours only")),
+        None => skip(
+            &format!("{name} (system libaio)"),
+            "no system libaio.so.1; libaio_copy.c checked on ours only",
+        ),
     }
     let mut outputs = Vec::new();
     for (exe, lib) in programs {

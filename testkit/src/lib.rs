@@ -11,9 +11,40 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Prints `SKIP <name>: <reason>` where it is seen even when the harness captures output.
+/// The environment variable naming the file where [`skip`] records each skip.
+pub const SKIP_LOG: &str = "AIO_SKIP_LOG";
+
+/// Reports a test (or a part of one) that cannot run here: prints `SKIP <name>: <reason>` where
+/// it is seen even when the harness captures output, and, when `$AIO_SKIP_LOG` names a file,
+/// appends the line `<name>: <reason>` to it (`.ci/run` counts them after the tests, so a green
+/// run says how much did not run).
 pub fn skip(name: &str, reason: &str) {
     note(&format!("SKIP {name}: {reason}"));
+    if let Some(log) = std::env::var_os(SKIP_LOG).filter(|l| !l.is_empty()) {
+        // A skip that cannot be counted fails the test: the count would be wrong.
+        if let Err(e) = append_line(Path::new(&log), &skip_line(name, reason)) {
+            panic!("cannot append to ${SKIP_LOG} ({}): {e}", Path::new(&log).display());
+        }
+    }
+}
+
+/// `<name>: <reason>` on one line (line breaks in either become spaces).
+fn skip_line(name: &str, reason: &str) -> String {
+    let one = |s: &str| {
+        s.split(['\n', '\r']).map(str::trim).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ")
+    };
+    format!("{}: {}\n", one(name), one(reason.trim()))
+}
+
+/// Appends `line` to `path` with one `write` on an `O_APPEND` descriptor: lines from tests
+/// running in parallel, in one process or several, land whole and do not interleave.
+fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new().append(true).create(true).open(path)?;
+    let n = file.write(line.as_bytes())?;
+    if n != line.len() {
+        return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "a short write"));
+    }
+    Ok(())
 }
 
 /// Prints a line where it is seen even when the harness captures output.
@@ -201,4 +232,36 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skip_is_one_line() {
+        assert_eq!(skip_line("t (a)", "no gcc"), "t (a): no gcc\n");
+        assert_eq!(skip_line("t", "first\nsecond \r\n third\n"), "t: first second third\n");
+    }
+
+    #[test]
+    fn parallel_appends_keep_lines_whole() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let log = dir.path().join("skips");
+        let long = "x".repeat(3000);
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let (log, long) = (&log, &long);
+                s.spawn(move || {
+                    for i in 0..50 {
+                        append_line(log, &skip_line(&format!("t{t}.{i}"), long)).expect("append");
+                    }
+                });
+            }
+        });
+        let text = std::fs::read_to_string(&log).expect("read the log");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 8 * 50);
+        assert!(lines.iter().all(|l| l.ends_with(&format!(": {long}"))));
+    }
 }

@@ -354,7 +354,7 @@ mod tests {
         let s = on.stats();
         if s.missed == 0 {
             // A file system whose pages the advice does not drop (tmpfs): nothing to learn.
-            eprintln!("SKIP misses_back_off_and_a_hit_resets: DONTNEED left the file cached");
+            aio_testkit::skip("misses_back_off_and_a_hit_resets", "DONTNEED left the file cached");
             return;
         }
         assert!(s.skipped > s.missed, "backed off: {s:?}");
