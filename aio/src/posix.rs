@@ -1072,9 +1072,9 @@ impl Engine {
     /// lock, as its exit is: a request counted before this call is seen by the helper, or the
     /// helper is gone and this starts another.
     fn need_helper(&'static self, notify: bool) {
-        if self.helper.alive.load(Ordering::Acquire) && !notify {
-            return;
-        }
+        // Always under the lock (uncontended: one atomic exchange): a helper deciding to exit
+        // looks at the requests under it too, so it either sees this one or is gone before
+        // this looks.
         let _lock = lock(&self.helper.lock);
         if self.helper.alive.load(Ordering::Acquire) {
             if notify {
