@@ -45,7 +45,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use aio::kernel::{Completion, Context, RawContext, ReapMode, Request};
+use aio::kernel::{Completion, Context, RawContext, ReapMode, Iocb};
 use aio::sys::{io_event, iocb};
 use aio::{AlignedBuf, IoBufMut};
 
@@ -252,7 +252,7 @@ struct Safe<'f> {
     /// Buffers not in flight.
     bufs: Vec<AlignedBuf>,
     /// The batch being submitted (kept for its capacity).
-    reqs: Vec<Request<AlignedBuf>>,
+    reqs: Vec<Iocb<AlignedBuf>>,
     /// The batch's completions (kept for its capacity).
     done: Vec<Completion<AlignedBuf>>,
 }
@@ -286,7 +286,7 @@ impl<'f> Safe<'f> {
         for _ in 0..depth {
             let buf = self.bufs.pop().ok_or("Context: a buffer was not given back")?;
             let offset = rng.next_offset();
-            self.reqs.push(Request::pread(self.file, buf, offset).user_data(offset));
+            self.reqs.push(Iocb::pread(self.file, buf, offset).user_data(offset));
         }
         let ids = self.ctx.submit_batch(&mut self.reqs).map_err(|e| format!("Context: {e}"))?;
         if ids.len() != depth {
@@ -360,7 +360,7 @@ struct Raw<'f> {
     file: &'f File,
     depth: usize,
     asked: ReapMode,
-    /// Requests submitted and not reaped: a batch starts only when it is 0, so no buffer or
+    /// Iocbs submitted and not reaped: a batch starts only when it is 0, so no buffer or
     /// iocb is rewritten while the kernel may use it.
     in_flight: usize,
 }

@@ -21,7 +21,7 @@ use aio::buf::{IoBuf, Slice};
 use aio::kernel::{Completion, Context};
 use aio::{AlignedBuf, DioAlign};
 
-type Request = aio::kernel::Request<Slice<AlignedBuf>>;
+type Iocb = aio::kernel::Iocb<Slice<AlignedBuf>>;
 type Ctx = Context<Slice<AlignedBuf>>;
 
 const BLOCK: usize = 1 << 20;
@@ -213,7 +213,7 @@ fn read_next(ctx: &Ctx, job: &Arc<Job>, buf: AlignedBuf) {
     // O_DIRECT reads whole aligned blocks; the kernel stops at end of file.
     let read_len = job.align.map_or(len, |a| a.round_up(len as u64) as usize);
     let done_job = Arc::clone(job);
-    let req = Request::pread(&job.src, buf.slice(..read_len), offset)
+    let req = Iocb::pread(&job.src, buf.slice(..read_len), offset)
         .on_complete(move |ctx, c| read_done(ctx, &done_job, offset, len, c));
     submit(ctx, job, req, "read", offset);
 }
@@ -257,7 +257,7 @@ fn write(ctx: &Ctx, job: &Arc<Job>, buf: AlignedBuf, offset: u64, from: usize, t
     }
     let done_job = Arc::clone(job);
     let at = offset + from as u64;
-    let req = Request::pwrite(&job.dst, buf.slice(from..to), at)
+    let req = Iocb::pwrite(&job.dst, buf.slice(from..to), at)
         .on_complete(move |ctx, c| write_done(ctx, &done_job, offset, from, to, c));
     submit(ctx, job, req, "write", at);
 }
@@ -297,7 +297,7 @@ fn finish(job: &Job, error: Option<String>) {
     st.in_flight -= 1;
 }
 
-fn submit(ctx: &Ctx, job: &Job, req: Request, what: &str, offset: u64) {
+fn submit(ctx: &Ctx, job: &Job, req: Iocb, what: &str, offset: u64) {
     if let Err(e) = ctx.submit(req) {
         let name = if what == "read" { &job.src_name } else { &job.dst_name };
         finish(job, Some(format!("submit {what} of {name} at offset {offset}: {}", e.error())));

@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::process::ExitCode;
 
-use aio::kernel::{Context, Request};
+use aio::kernel::{Context, Iocb};
 
 const BUFFER_SIZE: usize = 1024;
 
@@ -32,7 +32,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(e) = ctx.submit(Request::pread(&file, Vec::with_capacity(BUFFER_SIZE), 0)) {
+    if let Err(e) = ctx.submit(Iocb::pread(&file, Vec::with_capacity(BUFFER_SIZE), 0)) {
         eprintln!("read_file: io_submit of a read of {shown}: {e}");
         return ExitCode::FAILURE;
     }

@@ -14,8 +14,10 @@
 //! - [`mod@file`] and [`rt`]: the async API — [`File`] with owned-buffer futures (`read_at`,
 //!   `write_at`, …) on any executor, driven by a [`Reactor`] over a driver.
 //! - [`faults`]: fault rules as data (`op=read,path=*.bad,errno=EIO`), decided from a seed and
-//!   logged as JSON lines: what `aio mount` injects.
+//!   logged as JSON lines: the SPECs of `aio mount` and `AIO_FAULT`; and [`stats`]: the
+//!   counters the C libraries print with `AIO_STATS=1`.
 //! - [`eventfd`]: completion notification an epoll loop or async runtime can watch.
+//! - [`flags`]: the `RWF_*` flags and I/O priorities every layer shares.
 //!
 //! The design, each face's semantics and the benchmarks are described in the repository's
 //! `docs/` directory (`design.md`, `drivers.md`, `posix.md`, `libaio.md`, `benchmarks.md`).
@@ -23,6 +25,7 @@
 #![deny(missing_docs)]
 
 mod deadline;
+pub mod stats;
 
 pub mod align;
 pub mod buf;
@@ -30,6 +33,7 @@ pub mod driver;
 pub mod eventfd;
 pub mod faults;
 pub mod file;
+pub mod flags;
 pub mod kernel;
 pub mod posix;
 pub mod rt;

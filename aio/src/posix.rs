@@ -19,9 +19,9 @@
 //! submitting thread with `RWF_NOWAIT` (the inline path, [`Driver::try_now_raw`]): served there,
 //! it never enters the engine's table. A read or write of 128 KiB or more of a buffered file
 //! goes to the kernel's workers instead of being copied inside that call, so a submission
-//! returns in about the same time whatever its size. Completions are then taken, one thread at a time, by
-//! the threads that wait (`aio_suspend`, `lio_listio(LIO_WAIT)`, `aio_cancel`) and by the
-//! submitters; `aio_error` and `aio_return` only read the status, as they must to be
+//! returns in about the same time whatever its size. Completions are then taken, one thread at
+//! a time, by the threads that wait (`aio_suspend`, `lio_listio(LIO_WAIT)`, `aio_cancel`) and by
+//! the submitters; `aio_error` and `aio_return` only read the status, as they must to be
 //! async-signal-safe. One helper thread takes them when no one else does: while requests that
 //! want a signal or a thread (`SIGEV_SIGNAL`, `SIGEV_THREAD`, `SIGEV_THREAD_ID`) are in flight,
 //! and when a program polls `aio_error` without waiting for a while (50 µs). It runs while
@@ -63,7 +63,8 @@ use slab::Slab;
 
 use crate::deadline::{deadline, left};
 use crate::driver::{self, CancelOutcome, Completion, Driver, RawIo, Request, Selection};
-use crate::kernel::{IoClass, IoPriority};
+use crate::flags::{IoClass, IoPriority};
+use crate::stats::{StatOp, Stats};
 use crate::sys::posix::{self as abi, aiocb, aioinit, sigevent, sigval, SignalsBlocked};
 use crate::EventFd;
 
@@ -170,6 +171,18 @@ enum Kind {
     Invalid,
 }
 
+impl Kind {
+    fn stat_op(self) -> StatOp {
+        match self {
+            Kind::Read => StatOp::Read,
+            Kind::Write => StatOp::Write,
+            Kind::Fsync => StatOp::Fsync,
+            Kind::Fdatasync => StatOp::Fdatasync,
+            Kind::Invalid => StatOp::Other,
+        }
+    }
+}
+
 struct Req {
     cb: *mut aiocb,
     fd: i32,
@@ -255,6 +268,8 @@ impl Hasher for FdHasher {
 struct Engine {
     driver: Arc<dyn Driver>,
     selection: Selection,
+    /// Fault rules from `AIO_FAULT`, applied by the driver.
+    faults: Option<Arc<crate::faults::Faults>>,
     state: Mutex<State>,
     /// Bumped after every batch of completions is processed, and whenever a thread stops
     /// reaping; threads waiting for someone else's progress sleep until it moves.
@@ -401,12 +416,28 @@ static AT_FORK: Once = Once::new();
 /// Counts the forks this process descends from since the engine first started (in the child):
 /// an aiocb stamped with an older count was submitted by a parent, and never completes here.
 static FORK_STAMP: AtomicU32 = AtomicU32::new(0);
+/// What the engine did (`AIO_STATS=1`: printed at exit).
+static STATS: Stats = Stats::new();
+
+extern "C" fn print_stats() {
+    let p = ENGINE.load(Ordering::Acquire);
+    let engine = if p.is_null() {
+        "no engine".to_string()
+    } else {
+        // SAFETY: engines are leaked boxes, never freed.
+        unsafe { &*p }.description()
+    };
+    STATS.print("libposixaio", &engine);
+}
+
+static STATS_AT_EXIT: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn forget_engine_in_child() {
     // The parent's requests are not the child's: leave the engine (and its driver) behind,
     // never touching it, and build a fresh one on first use.
     ENGINE.store(std::ptr::null_mut(), Ordering::SeqCst);
     FORK_STAMP.fetch_add(1, Ordering::SeqCst);
+    STATS.reset();
 }
 
 #[inline]
@@ -448,11 +479,30 @@ fn start_engine() -> Result<&'static Engine, Errno> {
     }
     let (driver, selection) =
         driver::select_shared(&opts).map_err(|e| e.raw_os_error().unwrap_or(libc::EAGAIN))?;
+    // Faults from the environment (`AIO_FAULT`): the fault driver in front of the engine's.
+    let (driver, faults) = match crate::faults::from_env() {
+        None => (driver, None),
+        Some(Ok(f)) => {
+            let f = Arc::new(f);
+            let cfg = driver::FaultConfig { rules: Some(Arc::clone(&f)), ..Default::default() };
+            (Arc::new(driver::FaultDriver::new(driver, cfg)) as Arc<dyn Driver>, Some(f))
+        }
+        Some(Err(why)) => {
+            // A library never exits the program: it says so and runs without faults.
+            eprintln!("libposixaio: {why}; no faults injected");
+            (driver, None)
+        }
+    };
+    if STATS.on() && !STATS_AT_EXIT.swap(true, Ordering::SeqCst) {
+        // SAFETY: registers a handler that only reads counters and writes one line.
+        unsafe { libc::atexit(print_stats) };
+    }
     let block_signals = selection.engine != driver::Engine::Uring;
     let kick = EventFd::new().map_err(|e| e.raw_os_error().unwrap_or(libc::EAGAIN))?;
     let engine = Box::leak(Box::new(Engine {
         driver,
         selection,
+        faults,
         block_signals,
         state: Mutex::new(State::default()),
         generation: AtomicU32::new(0),
@@ -495,6 +545,14 @@ impl Engine {
         lock(&self.state)
     }
 
+    /// The engine for the statistics line: `uring`, `pool`, …, and the fault rules if any.
+    fn description(&self) -> String {
+        match &self.faults {
+            None => self.selection.engine.to_string(),
+            Some(f) => format!("{} with {} fault rule(s)", self.selection.engine, f.rules().len()),
+        }
+    }
+
     /// Queues one request (the state lock held), its fields `f` as read from `cb`. With the
     /// reaper's role, starts it at once and processes the completions that are ready (see
     /// `queue_locked`). `Err(EAGAIN)` if there is no room; other failures complete the request
@@ -512,9 +570,11 @@ impl Engine {
         reaper: Option<&mut Reaper<'_>>,
     ) -> Result<(), Errno> {
         if st.in_flight(cb) {
+            STATS.refused();
             return Err(libc::EINVAL);
         }
         if st.reqs.len() >= AIO_MAX {
+            STATS.refused();
             // SAFETY: valid, and not in flight: its status is ours to set (as glibc does).
             unsafe { abi::aiocb_set_status(cb, -1, libc::EAGAIN) };
             return Err(libc::EAGAIN);
@@ -543,6 +603,7 @@ impl Engine {
         if let Some(l) = list {
             st.lists[l].remaining += 1;
         }
+        STATS.request(kind.stat_op(), false);
         // SAFETY: `cb` is valid and ours to write until the request completes.
         unsafe { abi::aiocb_set_status(cb, 0, libc::EINPROGRESS) };
         match kind {
@@ -661,6 +722,7 @@ impl Engine {
     fn finish_locked(&self, st: &mut State, key: usize, res: i64, done: &mut Done) {
         done.completed = true;
         let Some(req) = st.reqs.try_remove(key) else { return };
+        STATS.done(res);
         if req.cancel_requested && res == -i64::from(libc::ECANCELED) && st.cancelling > 0 {
             st.cancelled.push(req.seq);
         }
@@ -951,9 +1013,9 @@ impl Engine {
     /// lock, as its exit is: a request counted before this call is seen by the helper, or the
     /// helper is gone and this starts another.
     fn need_helper(&'static self, notify: bool) {
-        if self.helper.alive.load(Ordering::Acquire) && !notify {
-            return;
-        }
+        // Always under the lock (uncontended: one atomic exchange): a helper deciding to exit
+        // looks at the requests under it too, so it either sees this one or is gone before
+        // this looks.
         let _lock = lock(&self.helper.lock);
         if self.helper.alive.load(Ordering::Acquire) {
             if notify {
@@ -1096,6 +1158,8 @@ impl Engine {
         // SAFETY: the program promises the buffer stays valid and untouched until the request
         // completes, which it does within this call if it is served.
         let Some(res) = (unsafe { self.driver.try_now_raw(&io) }) else { return false };
+        STATS.request(kind.stat_op(), true);
+        STATS.result(res);
         // SAFETY: the aiocb is the program's, ours to write now (it is not in flight).
         unsafe {
             abi::aiocb_set_stamp(cb, FORK_STAMP.load(Ordering::Relaxed));
@@ -1127,6 +1191,7 @@ fn submit_one(cb: *mut aiocb, kind: Kind) -> Result<(), Errno> {
     let notify = match unsafe { check_request(cb, &f, kind) } {
         Ok(n) => n,
         Err(e) => {
+            STATS.refused();
             engine.refuse_locked(&engine.state(), cb, e);
             return Err(e);
         }
@@ -1395,6 +1460,7 @@ pub unsafe fn aio_cancel(fd: i32, cb: *mut aiocb) -> Result<i32, Errno> {
             if held.is_some() || backlogged.is_some() {
                 engine.finish_locked(&mut st, key, -i64::from(libc::ECANCELED), &mut done);
                 cancelled = true;
+                STATS.cancelled(1);
                 continue;
             }
             // From now on an ECANCELED completion is this request's end, not a loss to retry.
@@ -1443,7 +1509,10 @@ pub unsafe fn aio_cancel(fd: i32, cb: *mut aiocb) -> Result<i32, Errno> {
         let mut st = engine.state();
         st.cancelled.retain(|seq| {
             let mine = settling.iter().any(|&(_, s)| s == *seq);
-            cancelled |= mine;
+            if mine {
+                cancelled = true;
+                STATS.cancelled(1);
+            }
             !mine
         });
         st.cancelling -= 1;
@@ -1520,6 +1589,7 @@ pub unsafe fn lio_listio(
             let entry_notify = match unsafe { check_request(cb, &f, kind) } {
                 Ok(n) => n,
                 Err(e) => {
+                    STATS.refused();
                     engine.refuse_locked(&st, cb, e);
                     invalid = true;
                     continue;

@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 
 use aio::align::AlignSource;
-use aio::kernel::{Context, Request};
+use aio::kernel::{Context, Iocb};
 use aio::{AlignedBuf, DioAlign, IoBuf};
 use aio_testkit::note;
 use common::*;
@@ -27,7 +27,7 @@ fn a_file_on_disk_reports_its_alignment() {
     let file = open_direct(&dir.path().join("f"));
     let ctx = Context::<AlignedBuf>::new(2).unwrap();
     let buf = AlignedBuf::from_slice(&pattern(align.offset, 1), align.memory);
-    let req = Request::pwrite(&file, buf, align.offset as u64).check_alignment(align);
+    let req = Iocb::pwrite(&file, buf, align.offset as u64).check_alignment(align);
     ctx.submit(req).unwrap();
     assert_eq!(ctx.get_events(1, 1, None).unwrap()[0].result().unwrap(), align.offset);
 }
@@ -74,14 +74,14 @@ fn a_block_device_reports_its_logical_block_size() {
     // A 512-byte-aligned offset is refused by this device, and the check says so up front.
     let ctx = Context::<AlignedBuf>::new(2).unwrap();
     let err = ctx
-        .submit(Request::pread(&file, AlignedBuf::new(4096, 4096), 512).check_alignment(align))
+        .submit(Iocb::pread(&file, AlignedBuf::new(4096, 4096), 512).check_alignment(align))
         .unwrap_err();
     assert!(err.error().to_string().contains("file offset 512"), "{}", err.error());
-    ctx.submit(Request::pread(&file, AlignedBuf::new(4096, 4096), 512)).unwrap();
+    ctx.submit(Iocb::pread(&file, AlignedBuf::new(4096, 4096), 512)).unwrap();
     let c = ctx.get_events(1, 1, None).unwrap().pop().unwrap();
     assert_eq!(c.result().unwrap_err().raw_os_error(), Some(libc::EINVAL));
     // Aligned, kernel AIO on the block device works.
-    ctx.submit(Request::pread(&file, AlignedBuf::new(8192, 4096), 4096)).unwrap();
+    ctx.submit(Iocb::pread(&file, AlignedBuf::new(8192, 4096), 4096)).unwrap();
     assert_eq!(ctx.get_events(1, 1, None).unwrap()[0].result().unwrap(), 8192);
 }
 
@@ -135,10 +135,10 @@ fn huge_buffers_are_aligned_zeroed_and_carry_o_direct_requests() {
     // A 4 MiB O_DIRECT write from it and a read back into another.
     let file = open_direct(&dir.path().join("huge"));
     let ctx = Context::<AlignedBuf>::new(2).unwrap();
-    ctx.submit(Request::pwrite(&file, out, 0).check_alignment(align)).unwrap();
+    ctx.submit(Iocb::pwrite(&file, out, 0).check_alignment(align)).unwrap();
     let done = ctx.get_events(1, 1, None).unwrap().pop().unwrap();
     assert_eq!(done.result().unwrap(), 4 << 20);
-    ctx.submit(Request::pread(&file, AlignedBuf::huge(4 << 20), 0).check_alignment(align)).unwrap();
+    ctx.submit(Iocb::pread(&file, AlignedBuf::huge(4 << 20), 0).check_alignment(align)).unwrap();
     let done = ctx.get_events(1, 1, None).unwrap().pop().unwrap();
     assert_eq!(done.result().unwrap(), 4 << 20);
     let back = done.into_buf().expect("the read's buffer");

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aio::kernel::{Context, PollFlags, Request};
+use aio::kernel::{Context, PollFlags, Iocb};
 use aio::AlignedBuf;
 use common::*;
 
@@ -61,7 +61,7 @@ fn dropping_contexts_with_reads_in_flight_never_corrupts_memory() {
                         let off = ((round as u64 * 131 + i * 977) % 2000) * BLOCK as u64;
                         let buf = Tracked::new(BLOCK, align, &drops);
                         made.fetch_add(1, Ordering::SeqCst);
-                        ctx.submit(Request::pread(&*file, buf, off)).unwrap();
+                        ctx.submit(Iocb::pread(&*file, buf, off)).unwrap();
                     }
                     // Some rounds take a few completions first and drop them at once.
                     if round % 3 == 1 {
@@ -117,13 +117,13 @@ fn dropping_a_context_with_polls_and_callbacks_pending() {
         let (reader, _writer) = std::io::pipe().unwrap();
         let ctx = Context::<Tracked>::new(8).unwrap();
         for _ in 0..4 {
-            ctx.submit(Request::poll(&reader, PollFlags::IN)).unwrap();
+            ctx.submit(Iocb::poll(&reader, PollFlags::IN)).unwrap();
         }
         // A read whose callback holds a buffer and would count a call.
         let f = File::open("/dev/zero").unwrap();
         let buf = Tracked::new(512, 512, &drops);
         let c = Arc::clone(&called);
-        ctx.submit(Request::pread(&f, buf, 0).on_complete(move |_, _| {
+        ctx.submit(Iocb::pread(&f, buf, 0).on_complete(move |_, _| {
             c.fetch_add(1, Ordering::SeqCst);
         }))
         .unwrap();
@@ -138,10 +138,10 @@ fn dropping_a_context_with_polls_and_callbacks_pending() {
 fn a_leaked_request_leaks_but_corrupts_nothing() {
     let f = File::open("/dev/zero").unwrap();
     let ctx = Context::<Vec<u8>>::new(4).unwrap();
-    let mut req = Request::pread(&f, vec![7u8; 64], 0);
+    let mut req = Iocb::pread(&f, vec![7u8; 64], 0);
     // A request that is built but never submitted is plain data: forgetting it leaks its buffer.
     std::mem::forget(req);
-    req = Request::pread(&f, vec![7u8; 64], 0);
+    req = Iocb::pread(&f, vec![7u8; 64], 0);
     ctx.submit(req).unwrap();
     let c = ctx.get_events(1, 1, Some(Duration::from_secs(5))).unwrap().pop().unwrap();
     // Forgetting a completion leaks its buffer too; the kernel is done with it.

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use aio::kernel::{Context, RawContext, Request};
+use aio::kernel::{Context, RawContext, Iocb};
 use aio::sys::{self, iocb};
 use aio::{AlignedBuf, IoBuf};
 use common::*;
@@ -29,7 +29,7 @@ fn partial_submission_and_eagain_with_a_small_context() {
     let ctx = Context::<Vec<u8>>::new(1).unwrap();
     let total = 2000;
     let mut reqs: Vec<_> = (0..total)
-        .map(|i| Request::pread(&file, Vec::with_capacity(512), (i % 2048) * 512).user_data(i))
+        .map(|i| Iocb::pread(&file, Vec::with_capacity(512), (i % 2048) * 512).user_data(i))
         .collect();
     let first = ctx.submit_batch(&mut reqs).unwrap();
     assert!(!first.is_empty());
@@ -75,9 +75,9 @@ fn submit_all_times_out_and_gives_back_what_it_could_not_submit() {
     let ctx = Context::<Vec<u8>>::new(1).unwrap();
     // Fill the context; nothing reaps in between except submit_all itself, which only runs
     // callbacks and keeps the rest, so it can make room only by reaping — give it no time.
-    let mut fill: Vec<_> = (0..5000).map(|_| Request::pread(&file, Vec::new(), 0)).collect();
+    let mut fill: Vec<_> = (0..5000).map(|_| Iocb::pread(&file, Vec::new(), 0)).collect();
     let taken = ctx.submit_batch(&mut fill).unwrap().len();
-    let more: Vec<_> = (0..3).map(|i| Request::pread(&file, vec![i as u8; 1], 0)).collect();
+    let more: Vec<_> = (0..3).map(|i| Iocb::pread(&file, vec![i as u8; 1], 0)).collect();
     let err = ctx.submit_all(more, Duration::ZERO).unwrap_err();
     assert_eq!(err.error().raw_os_error(), Some(libc::EAGAIN));
     let back = err.into_request();
@@ -104,7 +104,7 @@ fn wrong_access_mode_gives_ebadf_and_the_request_back() {
     make_file(&path, b"read only");
     let ro = File::open(&path).unwrap();
     let ctx = Context::<Vec<u8>>::new(4).unwrap();
-    let err = ctx.submit(Request::pwrite(&ro, b"sentinel".to_vec(), 0).user_data(9)).unwrap_err();
+    let err = ctx.submit(Iocb::pwrite(&ro, b"sentinel".to_vec(), 0).user_data(9)).unwrap_err();
     assert_eq!(err.error().raw_os_error(), Some(libc::EBADF), "{}", err.error());
     let req = err.into_request();
     assert_eq!(req.get_user_data(), 9);
@@ -113,7 +113,7 @@ fn wrong_access_mode_gives_ebadf_and_the_request_back() {
 
     // A batch whose first request is bad is refused whole; the request stays first.
     let mut batch =
-        vec![Request::pwrite(&ro, b"x".to_vec(), 0), Request::pread(&ro, Vec::with_capacity(4), 0)];
+        vec![Iocb::pwrite(&ro, b"x".to_vec(), 0), Iocb::pread(&ro, Vec::with_capacity(4), 0)];
     let err = ctx.submit_batch(&mut batch).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EBADF));
     assert_eq!(batch.len(), 2);
@@ -174,7 +174,7 @@ fn misaligned_direct_io() {
     ];
     for (what, buf, off) in cases {
         // Unchecked, the kernel refuses it: EINVAL in the completion (or at submission).
-        let req = Request::pread(&file, buf, off).user_data(1);
+        let req = Iocb::pread(&file, buf, off).user_data(1);
         let err = match ctx.submit(req) {
             Ok(_) => {
                 let c = ctx.get_events(1, 1, WAIT).unwrap().pop().expect("a completion");
@@ -192,7 +192,7 @@ fn misaligned_direct_io() {
             "length" => AlignedBuf::new(2 * a, a).slice(..a - 1),
             _ => AlignedBuf::new(2 * a, a).slice(..a),
         };
-        let err = ctx.submit(Request::pread(&file, buf, off).check_alignment(align)).unwrap_err();
+        let err = ctx.submit(Iocb::pread(&file, buf, off).check_alignment(align)).unwrap_err();
         let msg = err.error().to_string();
         assert_eq!(err.error().kind(), std::io::ErrorKind::InvalidInput);
         assert!(msg.contains("misaligned O_DIRECT") && msg.contains(what), "{msg}");
@@ -204,7 +204,7 @@ fn misaligned_direct_io() {
 fn offsets_beyond_i64_are_refused() {
     let ctx = Context::<Vec<u8>>::new(2).unwrap();
     let f = File::open("/dev/null").unwrap();
-    let err = ctx.submit(Request::pread(&f, Vec::with_capacity(8), u64::MAX)).unwrap_err();
+    let err = ctx.submit(Iocb::pread(&f, Vec::with_capacity(8), u64::MAX)).unwrap_err();
     assert_eq!(err.error().kind(), std::io::ErrorKind::InvalidInput);
     assert!(err.error().to_string().contains("offset"), "{}", err.error());
     assert_eq!(ctx.in_flight(), 0);

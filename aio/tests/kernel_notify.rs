@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use aio::kernel::{CancelStatus, Context, PollFlags, Request};
+use aio::kernel::{CancelStatus, Context, PollFlags, Iocb};
 use aio::{AlignedBuf, EventFd};
 use common::*;
 
@@ -17,7 +17,7 @@ const WAIT: Option<Duration> = Some(Duration::from_secs(10));
 fn poll_on_a_pipe_completes_when_written() {
     let (reader, mut writer) = std::io::pipe().unwrap();
     let ctx = Context::<Vec<u8>>::new(4).unwrap();
-    ctx.submit(Request::poll(&reader, PollFlags::IN).user_data(7)).unwrap();
+    ctx.submit(Iocb::poll(&reader, PollFlags::IN).user_data(7)).unwrap();
     assert!(ctx.get_events(1, 1, Some(Duration::from_millis(50))).unwrap().is_empty());
     assert_eq!(ctx.in_flight(), 1);
     writer.write_all(b"x").unwrap();
@@ -27,7 +27,7 @@ fn poll_on_a_pipe_completes_when_written() {
     assert_eq!(ctx.in_flight(), 0);
 
     // Writable at once.
-    ctx.submit(Request::poll(&writer, PollFlags::OUT)).unwrap();
+    ctx.submit(Iocb::poll(&writer, PollFlags::OUT)).unwrap();
     let c = ctx.get_events(1, 1, WAIT).unwrap().pop().unwrap();
     assert!(c.poll_events().unwrap().contains(PollFlags::OUT));
 }
@@ -36,7 +36,7 @@ fn poll_on_a_pipe_completes_when_written() {
 fn a_poll_request_can_be_cancelled_and_completes_once() {
     let (reader, _writer) = std::io::pipe().unwrap();
     let ctx = Context::<Vec<u8>>::new(4).unwrap();
-    let id = ctx.submit(Request::poll(&reader, PollFlags::IN).user_data(3)).unwrap();
+    let id = ctx.submit(Iocb::poll(&reader, PollFlags::IN).user_data(3)).unwrap();
     let status = ctx.cancel(id).unwrap();
     assert!(matches!(status, CancelStatus::InProgress | CancelStatus::Completed));
     let done = ctx.get_events(1, 4, WAIT).unwrap();
@@ -63,7 +63,7 @@ fn file_io_cannot_be_cancelled() {
         }
     };
     let ctx = Context::<AlignedBuf>::new(4).unwrap();
-    let id = ctx.submit(Request::pread(&file, AlignedBuf::new(1 << 20, align), 0)).unwrap();
+    let id = ctx.submit(Iocb::pread(&file, AlignedBuf::new(1 << 20, align), 0)).unwrap();
     let err = ctx.cancel(id).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "{err}");
     let c = ctx.get_events(1, 1, WAIT).unwrap().pop().unwrap();
@@ -81,7 +81,7 @@ fn eventfd_fires_once_per_completion() {
     assert_eq!(efd.read().unwrap(), 0);
     let n = 10;
     for i in 0..n {
-        ctx.submit(Request::pread(&file, Vec::with_capacity(4096), i * 4096).resfd(&efd)).unwrap();
+        ctx.submit(Iocb::pread(&file, Vec::with_capacity(4096), i * 4096).resfd(&efd)).unwrap();
     }
     let mut signalled = 0;
     while signalled < n {
@@ -118,7 +118,7 @@ fn eventfd_drives_an_epoll_loop() {
     let ctx = Context::<AlignedBuf>::new(64).unwrap();
     let blocks = data.len() / 4096;
     for i in 0..blocks {
-        let req = Request::pread(&file, AlignedBuf::new(4096, align), (i * 4096) as u64)
+        let req = Iocb::pread(&file, AlignedBuf::new(4096, align), (i * 4096) as u64)
             .user_data(i as u64)
             .resfd(&efd);
         ctx.submit(req).unwrap();

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aio::kernel::{Completion, Context, IoClass, IoPriority, Op, Request, RwFlags};
+use aio::kernel::{Completion, Context, IoClass, IoPriority, Op, Iocb, RwFlags};
 use aio::{AlignedBuf, IoBuf};
 use common::*;
 
@@ -45,7 +45,7 @@ fn direct_pwrite_fsync_pread_roundtrip() {
         .enumerate()
         .map(|(i, &off)| {
             let buf = AlignedBuf::from_slice(&pattern(block, i as u64), align.buffer_align());
-            Request::pwrite(&file, buf, off).user_data(i as u64).check_alignment(align)
+            Iocb::pwrite(&file, buf, off).user_data(i as u64).check_alignment(align)
         })
         .collect();
     let ids = ctx.submit_batch(&mut writes).unwrap();
@@ -58,15 +58,15 @@ fn direct_pwrite_fsync_pread_roundtrip() {
         assert_eq!(&c.into_buf().unwrap()[..], &pattern(block, i as u64)[..]);
     }
 
-    ctx.submit(Request::fsync(&file).user_data(100)).unwrap();
-    ctx.submit(Request::fdsync(&file).user_data(101)).unwrap();
+    ctx.submit(Iocb::fsync(&file).user_data(100)).unwrap();
+    ctx.submit(Iocb::fdsync(&file).user_data(101)).unwrap();
     for c in reap_all(&ctx, 2) {
         assert_eq!(c.result().unwrap(), 0, "{:?}", c.op());
         assert!(c.into_buf().is_none());
     }
 
     for (i, &off) in offsets.iter().enumerate() {
-        let req = Request::pread(&file, align.buffer(block), off)
+        let req = Iocb::pread(&file, align.buffer(block), off)
             .user_data(i as u64)
             .check_alignment(align);
         ctx.submit(req).unwrap();
@@ -108,7 +108,7 @@ fn direct_pwritev_preadv_roundtrip() {
         })
         .collect();
     let offset = 16 * a as u64;
-    ctx.submit(Request::pwritev(&file, bufs, offset).check_alignment(align)).unwrap();
+    ctx.submit(Iocb::pwritev(&file, bufs, offset).check_alignment(align)).unwrap();
     let c = reap_all(&ctx, 1).pop().unwrap();
     assert_eq!(c.op(), Op::Pwritev);
     assert_eq!(c.result().unwrap(), data.len());
@@ -117,7 +117,7 @@ fn direct_pwritev_preadv_roundtrip() {
     // Read back into differently sized buffers; the last one is larger than what is left.
     let sizes = [2 * a, a, 4 * a];
     let bufs = sizes.iter().map(|&n| AlignedBuf::new(n, a)).collect();
-    ctx.submit(Request::preadv(&file, bufs, offset).check_alignment(align)).unwrap();
+    ctx.submit(Iocb::preadv(&file, bufs, offset).check_alignment(align)).unwrap();
     let c = reap_all(&ctx, 1).pop().unwrap();
     assert_eq!(c.result().unwrap(), data.len(), "short read at end of file");
     let bufs = c.into_bufs();
@@ -139,8 +139,8 @@ fn direct_short_read_at_end_of_file() {
     let file = open_direct(&path);
     let ctx = Context::<AlignedBuf>::new(4).unwrap();
     let cap = align.round_up(8192) as usize;
-    ctx.submit(Request::pread(&file, align.buffer(cap), 0).user_data(0)).unwrap();
-    ctx.submit(Request::pread(&file, align.buffer(cap), cap as u64).user_data(1)).unwrap();
+    ctx.submit(Iocb::pread(&file, align.buffer(cap), 0).user_data(0)).unwrap();
+    ctx.submit(Iocb::pread(&file, align.buffer(cap), cap as u64).user_data(1)).unwrap();
     let done = reap_all(&ctx, 2);
     assert_eq!(done[0].result().unwrap(), 5000);
     assert_eq!(done[1].result().unwrap(), 0, "a read past the end returns 0");
@@ -156,14 +156,14 @@ fn buffered_ops_with_vec_box_and_slices() {
     let file = open_rw(&path);
 
     let ctx = Context::<Vec<u8>>::new(8).unwrap();
-    ctx.submit(Request::pwrite(&file, pattern(10_000, 1), 0).user_data(1)).unwrap();
+    ctx.submit(Iocb::pwrite(&file, pattern(10_000, 1), 0).user_data(1)).unwrap();
     let c = reap_all(&ctx, 1).pop().unwrap();
     assert_eq!(c.result().unwrap(), 10_000);
 
     // A read fills up to the Vec's capacity and sets its length.
-    ctx.submit(Request::pread(&file, Vec::with_capacity(4096), 100).user_data(2)).unwrap();
+    ctx.submit(Iocb::pread(&file, Vec::with_capacity(4096), 100).user_data(2)).unwrap();
     // A read of more than is left is short.
-    ctx.submit(Request::pread(&file, Vec::with_capacity(8192), 6000).user_data(3)).unwrap();
+    ctx.submit(Iocb::pread(&file, Vec::with_capacity(8192), 6000).user_data(3)).unwrap();
     let done = reap_all(&ctx, 2);
     assert_eq!(done[0].result().unwrap(), 4096);
     assert_eq!(done[1].result().unwrap(), 4000);
@@ -172,18 +172,18 @@ fn buffered_ops_with_vec_box_and_slices() {
     assert_eq!(done.next().unwrap().into_buf().unwrap(), pattern(10_000, 1)[6000..]);
 
     // Vectored, with Vecs.
-    ctx.submit(Request::pwritev(&file, vec![b"hello ".to_vec(), b"world".to_vec()], 20_000))
+    ctx.submit(Iocb::pwritev(&file, vec![b"hello ".to_vec(), b"world".to_vec()], 20_000))
         .unwrap();
     assert_eq!(reap_all(&ctx, 1)[0].result().unwrap(), 11);
     let bufs = vec![Vec::with_capacity(3), Vec::with_capacity(100)];
-    ctx.submit(Request::preadv(&file, bufs, 20_000)).unwrap();
+    ctx.submit(Iocb::preadv(&file, bufs, 20_000)).unwrap();
     let c = reap_all(&ctx, 1).pop().unwrap();
     assert_eq!(c.result().unwrap(), 11);
     assert_eq!(c.into_bufs(), [b"hel".to_vec(), b"lo world".to_vec()]);
 
     // Boxed slices are fixed-size: a read fills what it can and says how much.
     let boxed = Context::<Box<[u8]>>::new(2).unwrap();
-    boxed.submit(Request::pread(&file, vec![0u8; 64].into_boxed_slice(), 20_001)).unwrap();
+    boxed.submit(Iocb::pread(&file, vec![0u8; 64].into_boxed_slice(), 20_001)).unwrap();
     let c = reap_all(&boxed, 1).pop().unwrap();
     assert_eq!(c.result().unwrap(), 10);
     let back = c.into_buf().unwrap();
@@ -193,10 +193,10 @@ fn buffered_ops_with_vec_box_and_slices() {
     // Slices of a buffer read and write only their range.
     let sliced = Context::<aio::Slice<Vec<u8>>>::new(2).unwrap();
     let src = b"0123456789".to_vec();
-    sliced.submit(Request::pwrite(&file, src.slice(2..5), 30_000)).unwrap();
+    sliced.submit(Iocb::pwrite(&file, src.slice(2..5), 30_000)).unwrap();
     assert_eq!(reap_all(&sliced, 1)[0].result().unwrap(), 3);
     let dst = vec![b'.'; 10];
-    sliced.submit(Request::pread(&file, dst.slice(4..7), 30_000)).unwrap();
+    sliced.submit(Iocb::pread(&file, dst.slice(4..7), 30_000)).unwrap();
     let c = reap_all(&sliced, 1).pop().unwrap();
     assert_eq!(c.result().unwrap(), 3);
     assert_eq!(c.into_buf().unwrap().into_inner(), b"....234...");
@@ -210,11 +210,11 @@ fn rw_flags_dsync_sync_hipri_append_nowait() {
     let ctx = Context::<Vec<u8>>::new(8).unwrap();
     for (i, flags) in [RwFlags::DSYNC, RwFlags::SYNC, RwFlags::HIPRI].into_iter().enumerate() {
         let data = pattern(4096, i as u64);
-        ctx.submit(Request::pwrite(&file, data, 4096 * i as u64).rw_flags(flags)).unwrap();
+        ctx.submit(Iocb::pwrite(&file, data, 4096 * i as u64).rw_flags(flags)).unwrap();
         assert_eq!(reap_all(&ctx, 1)[0].result().unwrap(), 4096, "{flags:?}");
     }
     // RWF_APPEND writes at the end whatever the offset says.
-    ctx.submit(Request::pwrite(&file, b"tail".to_vec(), 0).rw_flags(RwFlags::APPEND)).unwrap();
+    ctx.submit(Iocb::pwrite(&file, b"tail".to_vec(), 0).rw_flags(RwFlags::APPEND)).unwrap();
     assert_eq!(reap_all(&ctx, 1)[0].result().unwrap(), 4);
     let contents = std::fs::read(&path).unwrap();
     assert_eq!(contents.len(), 3 * 4096 + 4);
@@ -222,7 +222,7 @@ fn rw_flags_dsync_sync_hipri_append_nowait() {
     assert_eq!(&contents[3 * 4096..], b"tail");
 
     // RWF_NOWAIT on cached data either works or says it would block / is not supported.
-    ctx.submit(Request::pread(&file, Vec::with_capacity(4096), 0).rw_flags(RwFlags::NOWAIT))
+    ctx.submit(Iocb::pread(&file, Vec::with_capacity(4096), 0).rw_flags(RwFlags::NOWAIT))
         .unwrap();
     let c = reap_all(&ctx, 1).pop().unwrap();
     match c.result() {
@@ -252,7 +252,7 @@ fn io_priorities() {
     ];
     for (i, p) in prios.iter().enumerate() {
         let req =
-            Request::pread(&file, Vec::with_capacity(4096), 4096).ioprio(*p).user_data(i as u64);
+            Iocb::pread(&file, Vec::with_capacity(4096), 4096).ioprio(*p).user_data(i as u64);
         match ctx.submit(req) {
             Ok(_) => {}
             // The real-time class needs privilege.
@@ -285,12 +285,12 @@ fn callbacks_chain_reads_into_writes() {
         let (dst, calls) = (Arc::clone(&dst), Arc::clone(&calls));
         let off = (i * block) as u64;
         let req =
-            Request::pread(&*src, Vec::with_capacity(block), off).on_complete(move |ctx, c| {
+            Iocb::pread(&*src, Vec::with_capacity(block), off).on_complete(move |ctx, c| {
                 calls.fetch_add(1, Ordering::SeqCst);
                 assert!(c.result().is_ok());
                 let buf = c.into_buf().unwrap();
                 let calls = Arc::clone(&calls);
-                let write = Request::pwrite(&*dst, buf, off).on_complete(move |_, c| {
+                let write = Iocb::pwrite(&*dst, buf, off).on_complete(move |_, c| {
                     assert!(c.result().is_ok());
                     calls.fetch_add(1, Ordering::SeqCst);
                 });

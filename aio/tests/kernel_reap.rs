@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::time::Duration;
 
-use aio::kernel::{Context, RawContext, ReapMode, Request};
+use aio::kernel::{Context, RawContext, ReapMode, Iocb};
 use aio::sys::{self, io_event, iocb};
 use common::*;
 
@@ -21,7 +21,7 @@ fn workload(ctx: &Context<Vec<u8>>, file: &File, n: u64) -> BTreeMap<u64, (i64, 
         let room = (32 - ctx.in_flight()).min((n - next) as usize);
         let batch = (next..next + room as u64).map(|i| {
             let off = (i * 7919 % 1000) * 1000;
-            Request::pread(file, Vec::with_capacity(1500), off).user_data(i)
+            Iocb::pread(file, Vec::with_capacity(1500), off).user_data(i)
         });
         next += ctx.submit_all(batch, Duration::from_secs(10)).unwrap().len() as u64;
         for c in ctx.get_events(1, 8, WAIT).unwrap() {

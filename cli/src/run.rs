@@ -54,9 +54,16 @@ pub struct RunArgs {
     /// Each library prints a summary line of what it did to stderr at exit (sets AIO_STATS=1).
     #[arg(long)]
     stats: bool,
-    /// Inject faults described by SPEC, the same rules as aio mount's (sets AIO_FAULT=SPEC).
+    /// Inject faults described by SPEC, the same rules as aio mount's (sets AIO_FAULT; repeat
+    /// for several rules).
     #[arg(long, value_name = "SPEC", value_parser = fault_spec)]
-    fault: Option<String>,
+    fault: Vec<String>,
+    /// The seed every random choice of the fault rules comes from (sets AIO_FAULT_SEED).
+    #[arg(long, value_name = "N", requires = "fault")]
+    seed: Option<u64>,
+    /// Append each injected fault to FILE as a JSON line (sets AIO_FAULT_LOG).
+    #[arg(long, value_name = "FILE", requires = "fault")]
+    fault_log: Option<std::path::PathBuf>,
     /// Run PROGRAM even when it seems not to use AIO (a program whose libraries do, or that
     /// loads libaio with dlopen).
     #[arg(long)]
@@ -95,12 +102,13 @@ impl Engine {
     }
 }
 
+/// A fault SPEC, checked with the parser the libraries use.
 fn fault_spec(s: &str) -> Result<String, String> {
     if s.trim().is_empty() {
-        Err("the fault SPEC is empty".to_string())
-    } else {
-        Ok(s.to_string())
+        return Err("the fault SPEC is empty".to_string());
     }
+    s.parse::<aio::faults::Rule>()?;
+    Ok(s.trim().to_string())
 }
 
 /// The POSIX AIO functions: a program calling any of them goes on libposixaio.
@@ -357,8 +365,14 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     if args.stats {
         set.push(("AIO_STATS", "1".into()));
     }
-    if let Some(spec) = &args.fault {
-        set.push(("AIO_FAULT", spec.into()));
+    if !args.fault.is_empty() {
+        set.push(("AIO_FAULT", args.fault.join(";").into()));
+    }
+    if let Some(seed) = args.seed {
+        set.push(("AIO_FAULT_SEED", seed.to_string().into()));
+    }
+    if let Some(log) = &args.fault_log {
+        set.push(("AIO_FAULT_LOG", log.as_os_str().into()));
     }
     if args.verbose {
         let what: Vec<String> = link_summary(&link, &libs);

@@ -278,7 +278,9 @@ fn the_options_set_the_environment_the_libraries_read() {
             "pool",
             "--stats",
             "--fault",
-            "read:eio:seed=7",
+            "op=read,errno=EIO",
+            "--seed",
+            "7",
             "--",
             prog,
             &data,
@@ -290,7 +292,15 @@ fn the_options_set_the_environment_the_libraries_read() {
     assert_eq!(value(&run.stdout, "AIO_ENGINE"), "pool");
     assert!(value(&run.stdout, "engine").starts_with("pool"), "{}", run.stdout);
     assert_eq!(value(&run.stdout, "AIO_STATS"), "1");
-    assert_eq!(value(&run.stdout, "AIO_FAULT"), "read:eio:seed=7");
+    assert_eq!(value(&run.stdout, "AIO_FAULT"), "op=read,errno=EIO");
+    // The rule reached the library: the program's read failed, and the statistics say so.
+    assert!(run.stdout.contains("aio_read: -1 bytes"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("libposixaio: 1 requests (read 1) on pool with 1 fault rule(s): ")
+            && run.stderr.contains("errors 1 (EIO 1)"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(value(&run.stdout, "LD_PRELOAD"), format!("{ours} {other}"), "kept after ours");
     // Without them, nothing is set.
     let run = aio_run(dir.path(), &["run", prog, &data, "exit=0"], &[]);
@@ -306,6 +316,9 @@ fn the_options_set_the_environment_the_libraries_read() {
     aio_run(dir.path(), &["run", "--fault", "", prog, &data, "exit=0"], &[])
         .expect_code(2, "an empty fault spec")
         .expect_stderr("the fault SPEC is empty");
+    aio_run(dir.path(), &["run", "--fault", "op=reed,errno=EIO", prog, &data, "exit=0"], &[])
+        .expect_code(2, "a malformed fault spec")
+        .expect_stderr("reed");
     aio_run(dir.path(), &["run", "--engine", "sync", prog], &[]).expect_code(2, "a bad engine");
     aio_run(dir.path(), &["run"], &[]).expect_code(2, "no PROGRAM");
 }

@@ -38,6 +38,7 @@ const NO_WAIT: timespec = timespec { tv_sec: 0, tv_nsec: 0 };
 unsafe extern "C" fn io_setup_0_4(maxevents: c_int, ctxp: *mut aio_context_t) -> c_int {
     // SAFETY: the kernel checks `ctxp` and writes only the new context id there.
     let ret = unsafe { sys::io_setup(maxevents, ctxp) };
+    crate::faults::stats_at_exit();
     if ret == 0 {
         // SAFETY: the kernel just wrote the id through `ctxp`, so it is readable.
         registry::register(unsafe { ctxp.read_unaligned() });
@@ -56,8 +57,19 @@ symver!(io_destroy_0_4 => "io_destroy@@LIBAIO_0.4");
 /// `int io_submit(io_context_t ctx, long nr, struct iocb *ios[])`: queues requests, returning
 /// how many were taken (the first ones), or `-errno` if the first was refused.
 unsafe extern "C" fn io_submit(ctx: aio_context_t, nr: c_long, ios: *mut *mut iocb) -> c_int {
+    if let Some(rules) = crate::faults::rules() {
+        // SAFETY: the C caller's io_submit contract.
+        return unsafe { crate::faults::submit(rules, ctx, nr, ios) as c_int };
+    }
     // SAFETY: the C caller's io_submit contract; the kernel checks every pointer.
-    unsafe { sys::io_submit(ctx, nr, ios) as c_int }
+    let ret = unsafe { sys::io_submit(ctx, nr, ios) };
+    if ret > 0 {
+        // SAFETY: the kernel took the first `ret` iocbs: their pointers are readable.
+        unsafe { crate::faults::count_submitted(ios, ret as usize) };
+    } else if ret < 0 {
+        crate::faults::STATS.refused();
+    }
+    ret as c_int
 }
 symver!(io_submit => "io_submit@@LIBAIO_0.1");
 
@@ -70,15 +82,19 @@ unsafe extern "C" fn io_cancel_0_4(
     evt: *mut io_event,
 ) -> c_int {
     // SAFETY: the kernel checks both pointers; `evt` is the caller's to receive an event.
-    unsafe { sys::io_cancel(ctx, iocb, evt) as c_int }
+    let ret = unsafe { sys::io_cancel(ctx, iocb, evt) };
+    if ret == 0 || ret == -c_long::from(libc::EINPROGRESS) {
+        crate::faults::STATS.cancelled(1);
+    }
+    ret as c_int
 }
 symver!(io_cancel_0_4 => "io_cancel@@LIBAIO_0.4");
 
 /// LIBAIO_0.1 `int io_cancel(io_context_t ctx, struct iocb *iocb)`: the old two-argument form.
 unsafe extern "C" fn io_cancel_0_1(ctx: aio_context_t, iocb: *mut iocb) -> c_int {
     let mut event = io_event::default();
-    // SAFETY: the kernel checks `iocb`; `event` is a local the kernel may fill.
-    unsafe { sys::io_cancel(ctx, iocb, &mut event) as c_int }
+    // SAFETY: `event` is a local the kernel may fill; the kernel checks `iocb`.
+    unsafe { io_cancel_0_4(ctx, iocb, &mut event) }
 }
 symver!(io_cancel_0_1 => "io_cancel@LIBAIO_0.1");
 

@@ -11,6 +11,8 @@
 //!   otherwise.
 //! - `registry`: the per-context state that makes that safe (one user-space reaper at a time,
 //!   a count of threads inside the system call), created by `io_setup`, dropped by `io_destroy`.
+//! - `faults`: `AIO_FAULT` (fault rules, made around the kernel) and `AIO_STATS` (one line of
+//!   statistics at exit).
 //! - `sys`: the six system calls in their raw C form (pointers passed through to the kernel
 //!   unread, results as `-errno`, `errno` untouched), which is what a C ABI needs.
 //!
@@ -20,6 +22,7 @@
 //! by one also ends at that boundary with an abort rather than undefined behaviour.
 
 mod exports;
+mod faults;
 mod ptr;
 mod reap;
 mod registry;

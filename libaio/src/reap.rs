@@ -104,6 +104,33 @@ pub(crate) unsafe fn get_events(
     timeout: *const timespec,
     sigmask: Option<*const libc::sigset_t>,
 ) -> c_long {
+    if crate::faults::rules().is_some() {
+        // SAFETY: forwarded from the caller.
+        return unsafe { crate::faults::get_events(ctx, min_nr, nr, events, timeout, sigmask) };
+    }
+    // SAFETY: forwarded from the caller.
+    let got = unsafe { get_events_plain(ctx, min_nr, nr, events, timeout, sigmask) };
+    if got > 0 {
+        // SAFETY: the first `got` events were just written there.
+        crate::faults::count_reaped(unsafe { std::slice::from_raw_parts(events, got as usize) });
+    }
+    got
+}
+
+/// [`get_events`] without faults: the ring in user space when that is safe, else the system
+/// call.
+///
+/// # Safety
+///
+/// As for [`get_events`].
+unsafe fn get_events_plain(
+    ctx: aio_context_t,
+    min_nr: c_long,
+    nr: c_long,
+    events: *mut io_event,
+    timeout: *const timespec,
+    sigmask: Option<*const libc::sigset_t>,
+) -> c_long {
     let state = registry::get(ctx);
     // Under valgrind, always the system call: memcheck learns what a read filled from
     // io_getevents, not from the ring read here.

@@ -51,7 +51,7 @@ fn memcheck_reports_nothing_more_than_on_glibc() {
     }
     let dir = test_dir("valgrind");
     let exe = dir.path().join("valgrind_copy");
-    gcc(&manifest_dir().join("tests/valgrind_copy.c"), &exe, None, &["-O1", "-g"]);
+    gcc(&manifest_dir().join("tests/extra/valgrind_copy.c"), &exe, None, &["-O1", "-g"]);
     let (glibc, glibc_out) = memcheck(&exe, dir.path(), With::Glibc);
     assert!(glibc_out.contains("read 65536 bytes, 65536 letters"), "glibc:\n{glibc_out}");
     for engine in ["uring", "kernel", "pool"] {

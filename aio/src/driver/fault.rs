@@ -14,6 +14,14 @@
 //! - **crash** after N completions: the next completions are never reported and later requests
 //!   are never passed on, as if the device had stopped — what completed before stays done,
 //!   nothing after is reported done.
+//!
+//! Or faults as rules ([`FaultConfig::rules`], the SPECs of [`crate::faults`], the same as
+//! `aio mount`'s): each request is shown to the rules as an operation on its file (the path
+//! from `/proc/self/fd`, asked only when a rule names one), at its offset and length, and what
+//! they decide is done — fail with an errno, transfer fewer bytes (`short`), keep only the
+//! first bytes of a write while reporting all of it written (`torn`), add latency, or crash:
+//! the request completes, and every later one fails with `EIO`, as a device that died would
+//! answer (the program goes on, and sees what it does with a dead disk).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -44,6 +52,9 @@ pub struct FaultConfig {
     pub latency: Option<(Duration, Duration)>,
     /// After this many completions, report no more and pass nothing on.
     pub crash_after: Option<u64>,
+    /// Rules deciding each request instead of the rates above (see the module doc); their
+    /// decisions are drawn from their own seed and logged to their own log.
+    pub rules: Option<Arc<crate::faults::Faults>>,
 }
 
 /// What happens to one request.
@@ -51,6 +62,8 @@ pub struct FaultConfig {
 enum Fate {
     Fail(i32),
     Short(usize),
+    /// Pass on this many bytes of a write, and report the whole length written.
+    Torn(usize),
     Pass,
 }
 
@@ -75,8 +88,8 @@ pub struct FaultDriver<D> {
 #[derive(Default)]
 struct State {
     /// Requests passed on, by the `user_data` given to the inner driver: the caller's
-    /// `user_data` and the latency to add.
-    passed: HashMap<u64, (u64, Duration)>,
+    /// `user_data`, the latency to add, and (a torn write) the length to report.
+    passed: HashMap<u64, (u64, Duration, Option<i64>)>,
     /// Completions held back for latency, by release time.
     held: BinaryHeap<Reverse<Held>>,
     /// Completions reported so far.
@@ -85,6 +98,8 @@ struct State {
     lost: Vec<Completion>,
     lost_requests: Vec<Request>,
     crashed: bool,
+    /// A rule's crash happened: every later request fails with EIO.
+    dead: bool,
 }
 
 struct Held {
@@ -193,6 +208,37 @@ impl<D: Driver> FaultDriver<D> {
         Ok(())
     }
 
+    /// What the rules decide for `req`: its fate and the latency to add.
+    fn ruled(&self, faults: &crate::faults::Faults, req: &Request) -> (Fate, Duration) {
+        use crate::faults::{Event, FaultOp, Outcome};
+        let op = match req.op {
+            super::Op::Read | super::Op::Readv => FaultOp::Read,
+            super::Op::Write | super::Op::Writev => FaultOp::Write,
+            super::Op::Fsync => FaultOp::Fsync,
+            super::Op::Fdatasync => FaultOp::Fdatasync,
+        };
+        let path = faults.wants_path().then(|| crate::sys::fs::fd_path(req.fd)).flatten();
+        let len = req.buf.len() as u64;
+        let ev = if req.op.is_read() || req.op.is_write() {
+            Event::data(op, path.as_deref(), req.offset, len)
+        } else {
+            Event::new(op, path.as_deref())
+        };
+        let d = faults.decide(&ev);
+        let fate = match d.outcome {
+            Outcome::Pass => Fate::Pass,
+            Outcome::Fail(e) => Fate::Fail(e),
+            Outcome::Short(n) => Fate::Short(n as usize),
+            Outcome::Torn(n) if req.op.is_write() => Fate::Torn(n as usize),
+            Outcome::Torn(_) => Fate::Pass,
+            Outcome::Crash => {
+                self.state().dead = true;
+                Fate::Pass
+            }
+        };
+        (fate, d.delay)
+    }
+
     fn fate(&self, seq: u64, req: &Request) -> Fate {
         let c = &self.cfg;
         if draw(c.seed, seq, 0) < c.fail_rate {
@@ -232,10 +278,17 @@ impl<D: Driver> FaultDriver<D> {
         let mut st = self.state();
         let now = Instant::now();
         for mut c in from_inner {
-            let Some((user_data, delay)) = st.passed.remove(&c.user_data) else { continue };
+            let Some((user_data, delay, report)) = st.passed.remove(&c.user_data) else {
+                continue;
+            };
             let order = c.user_data;
             c.user_data = user_data;
-            st.held.push(Reverse(Held { at: now + delay, order, completion: c }));
+            if let Some(full) = report.filter(|_| c.res >= 0) {
+                // A torn write: part of it went to the file, all of it is said written.
+                c.res = full;
+            }
+            let at = now.checked_add(delay).unwrap_or(now);
+            st.held.push(Reverse(Held { at, order, completion: c }));
         }
     }
 
@@ -294,18 +347,37 @@ unsafe impl<D: Driver> Driver for FaultDriver<D> {
             return Ok(());
         }
         let seq = self.seq.fetch_add(1, Ordering::SeqCst);
-        match self.fate(seq, &req) {
-            Fate::Fail(errno) => {
+        let (fate, latency) = match &self.cfg.rules {
+            _ if self.state().dead => (Fate::Fail(libc::EIO), Duration::ZERO),
+            Some(rules) => self.ruled(rules, &req),
+            None => (self.fate(seq, &req), self.latency(seq)),
+        };
+        let mut report = None;
+        match fate {
+            Fate::Fail(errno) if latency.is_zero() => {
                 self.in_flight.fetch_add(1, Ordering::SeqCst);
                 self.ready.push([Completion::new(req.user_data, -i64::from(errno), req.buf)]);
                 self.poke();
                 return Ok(());
             }
+            Fate::Fail(errno) => {
+                // Late: held like a passed request's completion.
+                self.in_flight.fetch_add(1, Ordering::SeqCst);
+                let c = Completion::new(req.user_data, -i64::from(errno), req.buf);
+                let at = Instant::now().checked_add(latency).unwrap_or_else(Instant::now);
+                self.state().held.push(Reverse(Held { at, order: seq, completion: c }));
+                self.poke();
+                return Ok(());
+            }
             Fate::Short(len) => req.buf.truncate(len),
+            Fate::Torn(len) => {
+                report = Some(req.buf.len() as i64);
+                req.buf.truncate(len);
+            }
             Fate::Pass => {}
         }
         let user_data = std::mem::replace(&mut req.user_data, seq);
-        self.state().passed.insert(seq, (user_data, self.latency(seq)));
+        self.state().passed.insert(seq, (user_data, latency, report));
         match self.inner.queue(req) {
             Ok(()) => {
                 self.in_flight.fetch_add(1, Ordering::SeqCst);
@@ -392,7 +464,8 @@ unsafe impl<D: Driver> Driver for FaultDriver<D> {
     }
 
     fn cancel(&self, user_data: u64) -> io::Result<CancelOutcome> {
-        let seq = self.state().passed.iter().find(|(_, &(u, _))| u == user_data).map(|(&s, _)| s);
+        let seq =
+            self.state().passed.iter().find(|(_, &(u, _, _))| u == user_data).map(|(&s, _)| s);
         match seq {
             Some(seq) => self.inner.cancel(seq),
             None => {

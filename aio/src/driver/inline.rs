@@ -97,8 +97,11 @@ impl std::ops::Sub for InlineStats {
 const KNOWN: u64 = 1;
 const DIRECT: u64 = 1 << 1;
 const APPEND: u64 = 1 << 2;
-/// A stream (`ESPIPE`), or a file that refuses `RWF_NOWAIT`: never tried (until rechecked).
+/// Not a file or block device, or one that refuses `RWF_NOWAIT` reads: never tried (until
+/// rechecked).
 const NEVER: u64 = 1 << 3;
+/// Refuses `RWF_NOWAIT` writes (ext4 buffered writes, before Linux 6.x): writes never tried.
+const NO_WRITES: u64 = 1 << 4;
 const USES_SHIFT: u32 = 8;
 const MISSES_SHIFT: u32 = 16;
 const SKIP_SHIFT: u32 = 24;
@@ -193,7 +196,7 @@ impl Inline {
         };
         let uses = ((state >> USES_SHIFT) & FIELD) + 1;
         state = (state & !(FIELD << USES_SHIFT)) | (uses << USES_SHIFT);
-        if state & (DIRECT | NEVER) != 0 || (a.write && state & APPEND != 0) {
+        if state & (DIRECT | NEVER) != 0 || (a.write && state & (APPEND | NO_WRITES) != 0) {
             update(state);
             self.count(&self.ineligible);
             return None;
@@ -221,7 +224,8 @@ impl Inline {
                 Some(n as i64)
             }
             Err(e) if matches!(e.raw_os_error(), Some(libc::ESPIPE | libc::EOPNOTSUPP)) => {
-                update(state | NEVER);
+                let unsupported = e.raw_os_error() == Some(libc::EOPNOTSUPP);
+                update(state | if a.write && unsupported { NO_WRITES } else { NEVER });
                 self.count(&self.ineligible);
                 None
             }

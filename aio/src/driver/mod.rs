@@ -83,7 +83,7 @@ pub use pool::{PoolDriver, PoolOptions};
 pub use select::{select, select_shared, select_with, Engine, SelectOptions, Selection};
 pub use uring::{FixedBuf, UringDriver, UringOptions, UringProbe};
 
-pub use crate::kernel::{IoPriority, RwFlags};
+pub use crate::flags::{IoClass, IoPriority, RwFlags};
 
 /// What a request does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -135,6 +135,18 @@ struct Rules {
     list: Vec<RuleStatus>,
 }
 
+impl std::fmt::Debug for Faults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Faults")
+            .field("seed", &self.seed)
+            .field(
+                "rules",
+                &lock(&self.rules).list.iter().map(|r| r.rule.to_string()).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -192,6 +204,11 @@ impl Faults {
     /// The rules, with how often each matched and fired.
     pub fn rules(&self) -> Vec<RuleStatus> {
         lock(&self.rules).list.clone()
+    }
+
+    /// Whether some rule names a path: only then need a caller find an operation's path.
+    pub fn wants_path(&self) -> bool {
+        self.any() && lock(&self.rules).list.iter().any(|st| st.rule.path.is_some())
     }
 
     /// Whether any rule is armed (when none is, [`decide`](Self::decide) always passes).
@@ -312,6 +329,32 @@ fn pick_torn(bytes: Option<u64>, len: u64, r: f64) -> Option<u64> {
         None => 512 * ((r * len.div_ceil(512) as f64) as u64),
     };
     (n < len).then_some(n)
+}
+
+/// The rules a library takes from its environment: `AIO_FAULT` (one SPEC, or several separated
+/// by `;`), `AIO_FAULT_SEED` (a number; 0 when unset) and `AIO_FAULT_LOG` (a file the fired
+/// rules are appended to, one JSON line each). `None` when `AIO_FAULT` is unset or empty;
+/// `Err` names what is wrong with a setting.
+pub fn from_env() -> Option<Result<Faults, String>> {
+    let spec = std::env::var("AIO_FAULT").ok().filter(|s| !s.trim().is_empty())?;
+    let build = || -> Result<Faults, String> {
+        let seed = match std::env::var("AIO_FAULT_SEED") {
+            Ok(s) => s.trim().parse().map_err(|_| format!("AIO_FAULT_SEED={s}: not a number"))?,
+            Err(_) => 0,
+        };
+        let log = match std::env::var_os("AIO_FAULT_LOG") {
+            Some(p) => Some(FaultLog::create(std::path::Path::new(&p)).map_err(|e| {
+                format!("AIO_FAULT_LOG={}: cannot open it: {e}", p.to_string_lossy())
+            })?),
+            None => None,
+        };
+        let faults = Faults::new(seed, log);
+        for one in spec.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            faults.add(one.parse().map_err(|e| format!("AIO_FAULT: {one}: {e}"))?);
+        }
+        Ok(faults)
+    };
+    Some(build())
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use slab::Slab;
 
 use super::raw::{RawContext, ReapMode};
-use super::request::{Bufs, Callback, Completion, Op, Request, RequestId, SubmitError};
+use super::request::{Bufs, Callback, Completion, Op, Iocb, RequestId, SubmitError};
 use crate::buf::AlignedBuf;
 use crate::sys::{self, io_event, iocb};
 
@@ -68,7 +68,7 @@ struct Table<B> {
 impl<B> Table<B> {
     /// Removes an entry, keeping its iocb allocation for the next request; returns the request
     /// and its sequence number.
-    fn take(&mut self, key: usize) -> (Request<B>, u64) {
+    fn take(&mut self, key: usize) -> (Iocb<B>, u64) {
         let Entry { req, iocb, seq } = self.entries.remove(key);
         if self.spare.len() < SPARE_IOCBS {
             self.spare.push(iocb);
@@ -77,7 +77,7 @@ impl<B> Table<B> {
     }
 
     /// Puts a request in the table with its iocb; returns its key and the iocb's address.
-    fn insert(&mut self, req: Request<B>, seq: u64) -> (usize, *mut iocb) {
+    fn insert(&mut self, req: Iocb<B>, seq: u64) -> (usize, *mut iocb) {
         let slot = self.entries.vacant_entry();
         let key = slot.key();
         let cb = build_iocb(&req, key as u64);
@@ -95,7 +95,7 @@ impl<B> Table<B> {
 
 /// A submitted request: its buffers and the iocb the kernel was given.
 struct Entry<B> {
-    req: Request<B>,
+    req: Iocb<B>,
     iocb: Box<IocbCell>,
     seq: u64,
 }
@@ -150,7 +150,7 @@ impl<B: Send + 'static> Context<B> {
         self.raw.reap_mode()
     }
 
-    /// Requests submitted and not yet reaped.
+    /// Iocbs submitted and not yet reaped.
     pub fn in_flight(&self) -> usize {
         self.table().entries.len()
     }
@@ -158,9 +158,9 @@ impl<B: Send + 'static> Context<B> {
     /// `io_submit` of one request. On failure the request comes back with the error: the kernel's
     /// (`EBADF`, `EINVAL`, `EAGAIN` when the context is full, …) or ours for a request that
     /// cannot be valid (an offset beyond `i64::MAX`, too many buffers, a misaligned request with
-    /// [`Request::check_alignment`]).
+    /// [`Iocb::check_alignment`]).
     #[doc(alias = "io_submit")]
-    pub fn submit(&self, req: Request<B>) -> Result<RequestId, SubmitError<Request<B>>> {
+    pub fn submit(&self, req: Iocb<B>) -> Result<RequestId, SubmitError<Iocb<B>>> {
         if let Err(e) = validate(&req) {
             return Err(SubmitError::new(e, req));
         }
@@ -184,7 +184,7 @@ impl<B: Send + 'static> Context<B> {
     /// taken stay in `reqs`, untouched. An error means none was taken: the first request was
     /// refused (and is still first in `reqs`).
     #[doc(alias = "io_submit")]
-    pub fn submit_batch(&self, reqs: &mut Vec<Request<B>>) -> io::Result<Vec<RequestId>> {
+    pub fn submit_batch(&self, reqs: &mut Vec<Iocb<B>>) -> io::Result<Vec<RequestId>> {
         let valid = reqs.iter().take_while(|r| validate(r).is_ok()).count();
         if valid == 0 {
             return match reqs.first() {
@@ -220,11 +220,11 @@ impl<B: Send + 'static> Context<B> {
     /// requests not submitted come back with it; those submitted complete as usual.
     pub fn submit_all(
         &self,
-        reqs: impl IntoIterator<Item = Request<B>>,
+        reqs: impl IntoIterator<Item = Iocb<B>>,
         timeout: Duration,
-    ) -> Result<Vec<RequestId>, SubmitError<Vec<Request<B>>>> {
+    ) -> Result<Vec<RequestId>, SubmitError<Vec<Iocb<B>>>> {
         let deadline = crate::deadline::deadline(Some(timeout));
-        let mut pending: Vec<Request<B>> = reqs.into_iter().collect();
+        let mut pending: Vec<Iocb<B>> = reqs.into_iter().collect();
         let mut ids = Vec::with_capacity(pending.len());
         while !pending.is_empty() {
             match self.submit_batch(&mut pending) {
@@ -250,7 +250,7 @@ impl<B: Send + 'static> Context<B> {
     /// passes (`None`: no limit; zero: do not wait) and returns up to `max_nr` of them. Fewer
     /// than `min_nr` means the timeout passed.
     ///
-    /// Requests submitted with a callback ([`Request::on_complete`]) have it called here, as
+    /// Iocbs submitted with a callback ([`Iocb::on_complete`]) have it called here, as
     /// `io_queue_run` would, and are not returned or counted.
     ///
     /// A signal while waiting gives `ErrorKind::Interrupted` (`EINTR`) if nothing was taken yet;
@@ -455,14 +455,14 @@ impl<B: Send + 'static> Context<B> {
     }
 
     /// Puts a request in the table and builds its iocb there; returns its id and iocb address.
-    fn insert(&self, req: Request<B>) -> (RequestId, *mut iocb) {
+    fn insert(&self, req: Iocb<B>) -> (RequestId, *mut iocb) {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let (key, ptr) = self.table().insert(req, seq);
         (RequestId { key, seq }, ptr)
     }
 
     /// Takes back a request the kernel did not take.
-    fn remove(&self, key: usize) -> Request<B> {
+    fn remove(&self, key: usize) -> Iocb<B> {
         self.table().take(key).0
     }
 
@@ -502,7 +502,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Checks what the kernel would accept but cannot be meant, or what the caller asked us to
 /// check (alignment).
-fn validate<B>(req: &Request<B>) -> io::Result<()> {
+fn validate<B>(req: &Iocb<B>) -> io::Result<()> {
     let invalid = |msg: String| Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
     if req.offset > i64::MAX as u64 {
         return invalid(format!(
@@ -534,7 +534,7 @@ fn validate<B>(req: &Request<B>) -> io::Result<()> {
     Ok(())
 }
 
-fn build_iocb<B>(req: &Request<B>, data: u64) -> iocb {
+fn build_iocb<B>(req: &Iocb<B>, data: u64) -> iocb {
     let (buf, nbytes) = match req.op {
         Op::Pread | Op::Pwrite => (req.addr, req.len),
         Op::Preadv | Op::Pwritev => (req.iovecs.as_ptr() as u64, req.iovecs.len() as u64),

@@ -1,8 +1,8 @@
 //! Native kernel AIO: what libaio wraps, as a Rust API that makes the system calls itself.
 //!
-//! - [`Context`] is the safe layer: requests ([`Request`], built like libaio's `io_prep_*`
+//! - [`Context`] is the safe layer: requests ([`Iocb`], built like libaio's `io_prep_*`
 //!   helpers) own their buffers while the kernel works on them and give them back in their
-//!   [`Completion`]; callbacks ([`Request::on_complete`]) play the part of `io_set_callback` and
+//!   [`Completion`]; callbacks ([`Iocb::on_complete`]) play the part of `io_set_callback` and
 //!   [`Context::run`] that of `io_queue_run`.
 //! - [`RawContext`] is the unsafe layer beneath it, for callers that manage request memory
 //!   themselves: `io_submit` and `io_cancel` on raw [`iocb`](crate::sys::iocb)s.
@@ -23,6 +23,6 @@ mod request;
 pub use context::{CancelStatus, Context};
 pub use raw::{RawContext, ReapMode};
 pub use request::{
-    Callback, Completion, IoClass, IoPriority, Op, PollFlags, Request, RequestId, RwFlags,
+    Callback, Completion, IoClass, IoPriority, Op, PollFlags, Iocb, RequestId, RwFlags,
     SubmitError,
 };

@@ -1,4 +1,4 @@
-//! Requests, as libaio's `io_prep_*` helpers build them, and their completions.
+//! Iocbs, as libaio's `io_prep_*` helpers build them, and their completions.
 
 use std::fmt;
 use std::io;
@@ -7,29 +7,13 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use bitflags::bitflags;
 
 use super::Context;
+pub use crate::flags::{IoClass, IoPriority, RwFlags};
 use crate::align::DioAlign;
 use crate::buf::{IoBuf, IoBufMut};
 use crate::sys;
 
 bitflags! {
-    /// Per-request `RWF_*` flags (`aio_rw_flags`), as for `preadv2(2)`/`pwritev2(2)`.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-    pub struct RwFlags: i32 {
-        /// `RWF_HIPRI`: high priority; kernel AIO accepts it but does not poll.
-        const HIPRI = sys::RWF_HIPRI;
-        /// `RWF_DSYNC`: this write is `O_DSYNC`.
-        const DSYNC = sys::RWF_DSYNC;
-        /// `RWF_SYNC`: this write is `O_SYNC`.
-        const SYNC = sys::RWF_SYNC;
-        /// `RWF_NOWAIT`: fail with `EAGAIN` rather than block (data not cached, locks held).
-        const NOWAIT = sys::RWF_NOWAIT;
-        /// `RWF_APPEND`: this write appends, whatever the offset.
-        const APPEND = sys::RWF_APPEND;
-    }
-}
-
-bitflags! {
-    /// Poll events for [`Request::poll`] (`POLLIN`, … as in poll(2)).
+    /// Poll events for [`Iocb::poll`] (`POLLIN`, … as in poll(2)).
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
     pub struct PollFlags: u16 {
         /// `POLLIN`: readable.
@@ -48,39 +32,6 @@ bitflags! {
         const RDNORM = libc::POLLRDNORM as u16;
         /// `POLLWRNORM`.
         const WRNORM = libc::POLLWRNORM as u16;
-    }
-}
-
-/// An I/O priority (`IOPRIO_PRIO_VALUE(class, level)`), see ioprio_set(2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct IoPriority(u16);
-
-/// I/O scheduling classes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum IoClass {
-    /// `IOPRIO_CLASS_RT`: served first (needs `CAP_SYS_ADMIN` or `CAP_SYS_NICE`).
-    RealTime,
-    /// `IOPRIO_CLASS_BE`: the default class.
-    BestEffort,
-    /// `IOPRIO_CLASS_IDLE`: served only when nothing else waits.
-    Idle,
-}
-
-impl IoPriority {
-    /// `IOPRIO_PRIO_VALUE(class, level)`; `level` is 0 (highest) to 7, and is clamped.
-    pub const fn new(class: IoClass, level: u8) -> IoPriority {
-        let class = match class {
-            IoClass::RealTime => sys::IOPRIO_CLASS_RT,
-            IoClass::BestEffort => sys::IOPRIO_CLASS_BE,
-            IoClass::Idle => sys::IOPRIO_CLASS_IDLE,
-        };
-        let level = if level > 7 { 7 } else { level as u16 };
-        IoPriority(class << sys::IOPRIO_CLASS_SHIFT | level)
-    }
-
-    /// The raw value, as `aio_reqprio` carries it.
-    pub const fn raw(self) -> u16 {
-        self.0
     }
 }
 
@@ -174,17 +125,17 @@ pub type Callback<B> = Box<dyn FnOnce(&Context<B>, Completion<B>) + Send>;
 /// One request, built like libaio's `io_prep_*` helpers, owning its buffers until completion.
 ///
 /// ```no_run
-/// # use aio::kernel::{Context, Request};
+/// # use aio::kernel::{Context, Iocb};
 /// # use aio::AlignedBuf;
 /// # fn main() -> std::io::Result<()> {
 /// let file = std::fs::File::open("/etc/hostname")?;
 /// let ctx = Context::<Vec<u8>>::new(8)?;
-/// ctx.submit(Request::pread(&file, Vec::with_capacity(4096), 0).user_data(1))?;
+/// ctx.submit(Iocb::pread(&file, Vec::with_capacity(4096), 0).user_data(1))?;
 /// let done = ctx.get_events(1, 1, None)?;
 /// println!("read {} bytes", done[0].result()?);
 /// # Ok(()) }
 /// ```
-pub struct Request<B> {
+pub struct Iocb<B> {
     pub(crate) op: Op,
     pub(crate) fd: RawFd,
     pub(crate) offset: u64,
@@ -204,9 +155,9 @@ pub struct Request<B> {
     pub(crate) check: Option<DioAlign>,
 }
 
-impl<B> Request<B> {
-    fn new(op: Op, fd: impl AsFd, offset: u64, bufs: Bufs<B>) -> Request<B> {
-        Request {
+impl<B> Iocb<B> {
+    fn new(op: Op, fd: impl AsFd, offset: u64, bufs: Bufs<B>) -> Iocb<B> {
+        Iocb {
             op,
             fd: fd.as_fd().as_raw_fd(),
             offset,
@@ -225,66 +176,66 @@ impl<B> Request<B> {
     }
 
     /// `io_prep_pread`: read into `buf` (up to its capacity) at `offset`.
-    pub fn pread(fd: impl AsFd, mut buf: B, offset: u64) -> Request<B>
+    pub fn pread(fd: impl AsFd, mut buf: B, offset: u64) -> Iocb<B>
     where
         B: IoBufMut,
     {
         let (addr, len) = (buf.stable_mut_ptr() as u64, buf.bytes_total() as u64);
-        Request {
+        Iocb {
             addr,
             len,
             set_init: Some(set_init::<B>),
-            ..Request::new(Op::Pread, fd, offset, Bufs::One(buf))
+            ..Iocb::new(Op::Pread, fd, offset, Bufs::One(buf))
         }
     }
 
     /// `io_prep_pwrite`: write `buf` (its initialized bytes) at `offset`.
-    pub fn pwrite(fd: impl AsFd, buf: B, offset: u64) -> Request<B>
+    pub fn pwrite(fd: impl AsFd, buf: B, offset: u64) -> Iocb<B>
     where
         B: IoBuf,
     {
         let (addr, len) = (buf.stable_ptr() as u64, buf.bytes_init() as u64);
-        Request { addr, len, ..Request::new(Op::Pwrite, fd, offset, Bufs::One(buf)) }
+        Iocb { addr, len, ..Iocb::new(Op::Pwrite, fd, offset, Bufs::One(buf)) }
     }
 
     /// `io_prep_preadv`: read at `offset` into `bufs`, filling each before the next.
-    pub fn preadv(fd: impl AsFd, mut bufs: Vec<B>, offset: u64) -> Request<B>
+    pub fn preadv(fd: impl AsFd, mut bufs: Vec<B>, offset: u64) -> Iocb<B>
     where
         B: IoBufMut,
     {
         let iovecs =
             bufs.iter_mut().map(|b| IoVec::new(b.stable_mut_ptr(), b.bytes_total())).collect();
-        Request {
+        Iocb {
             iovecs,
             set_init: Some(set_init::<B>),
-            ..Request::new(Op::Preadv, fd, offset, Bufs::Many(bufs))
+            ..Iocb::new(Op::Preadv, fd, offset, Bufs::Many(bufs))
         }
     }
 
     /// `io_prep_pwritev`: write `bufs`, one after another, at `offset`.
-    pub fn pwritev(fd: impl AsFd, bufs: Vec<B>, offset: u64) -> Request<B>
+    pub fn pwritev(fd: impl AsFd, bufs: Vec<B>, offset: u64) -> Iocb<B>
     where
         B: IoBuf,
     {
         let iovecs =
             bufs.iter().map(|b| IoVec::new(b.stable_ptr().cast_mut(), b.bytes_init())).collect();
-        Request { iovecs, ..Request::new(Op::Pwritev, fd, offset, Bufs::Many(bufs)) }
+        Iocb { iovecs, ..Iocb::new(Op::Pwritev, fd, offset, Bufs::Many(bufs)) }
     }
 
     /// `io_prep_fsync`: flush the file's data and metadata.
-    pub fn fsync(fd: impl AsFd) -> Request<B> {
-        Request::new(Op::Fsync, fd, 0, Bufs::None)
+    pub fn fsync(fd: impl AsFd) -> Iocb<B> {
+        Iocb::new(Op::Fsync, fd, 0, Bufs::None)
     }
 
     /// `io_prep_fdsync`: flush the file's data (and the metadata needed to read it).
-    pub fn fdsync(fd: impl AsFd) -> Request<B> {
-        Request::new(Op::Fdsync, fd, 0, Bufs::None)
+    pub fn fdsync(fd: impl AsFd) -> Iocb<B> {
+        Iocb::new(Op::Fdsync, fd, 0, Bufs::None)
     }
 
     /// `io_prep_poll`: complete when one of `events` is ready on `fd`; the result is the ready
     /// mask ([`Completion::poll_events`]). Poll requests can be cancelled.
-    pub fn poll(fd: impl AsFd, events: PollFlags) -> Request<B> {
-        Request::new(Op::Poll(events), fd, 0, Bufs::None)
+    pub fn poll(fd: impl AsFd, events: PollFlags) -> Iocb<B> {
+        Iocb::new(Op::Poll(events), fd, 0, Bufs::None)
     }
 
     /// A value of the caller's returned with the completion.
@@ -356,9 +307,9 @@ impl<B> Request<B> {
     }
 }
 
-impl<B> fmt::Debug for Request<B> {
+impl<B> fmt::Debug for Iocb<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Request")
+        f.debug_struct("Iocb")
             .field("op", &self.op)
             .field("fd", &self.fd)
             .field("offset", &self.offset)
@@ -427,7 +378,7 @@ impl<B> Completion<B> {
         self.op
     }
 
-    /// The value given to [`Request::user_data`].
+    /// The value given to [`Iocb::user_data`].
     pub fn user_data(&self) -> u64 {
         self.user_data
     }

@@ -69,6 +69,14 @@ pub fn status_flags_of(fd: RawFd) -> io::Result<libc::c_int> {
     cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })
 }
 
+/// The path a descriptor was opened with, as the kernel shows it in `/proc/self/fd/N`
+/// (`None` if it cannot say: no `/proc`, a closed descriptor).
+pub fn fd_path(fd: RawFd) -> Option<String> {
+    std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        .ok()
+        .and_then(|p| p.into_os_string().into_string().ok())
+}
+
 /// `eventfd(initval, flags)`.
 pub fn eventfd(initval: u32, flags: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: eventfd takes no pointers.
