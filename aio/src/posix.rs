@@ -15,11 +15,13 @@
 //! A request is submitted to the kernel when it is queued (`aio_read`, `aio_write`,
 //! `aio_fsync`; `lio_listio` submits its whole list at once), and the submitting thread takes
 //! the completions that are ready in the same call to the driver (an io_uring read of cached
-//! data is done by then). A read or write of 128 KiB or more of a buffered file goes to the
-//! kernel's workers instead of being copied inside that call, so a submission returns in
-//! about the same time whatever its size. Completions are then taken, one thread at a time, by
-//! the threads that wait (`aio_suspend`, `lio_listio(LIO_WAIT)`, `aio_cancel`) and by the
-//! submitters; `aio_error` and `aio_return` only read the status, as they must to be
+//! data is done by then). Before that, a small read or write of cached data is tried in the
+//! submitting thread with `RWF_NOWAIT` (the inline path, [`Driver::try_now_raw`]): served there,
+//! it never enters the engine's table. A read or write of 128 KiB or more of a buffered file
+//! goes to the kernel's workers instead of being copied inside that call, so a submission
+//! returns in about the same time whatever its size. Completions are then taken, one thread at
+//! a time, by the threads that wait (`aio_suspend`, `lio_listio(LIO_WAIT)`, `aio_cancel`) and by
+//! the submitters; `aio_error` and `aio_return` only read the status, as they must to be
 //! async-signal-safe. One helper thread takes them when no one else does: while requests that
 //! want a signal or a thread (`SIGEV_SIGNAL`, `SIGEV_THREAD`, `SIGEV_THREAD_ID`) are in flight,
 //! and when a program polls `aio_error` without waiting for a while (50 µs). It runs while
@@ -32,82 +34,21 @@
 //! signal the program lets in ends the wait (`EINTR`) whenever it arrives — none is handled
 //! between a look and a wait that then goes on for good.
 //!
-//! # Semantics, where POSIX leaves room
+//! # Semantics
 //!
-//! glibc's behaviour is kept except where noted; the C suite in `posixaio/tests/` compares the
-//! two and lists each difference with its reason.
+//! POSIX's, and glibc's answers where POSIX leaves room, except where this library answers
+//! differently on purpose: a never-submitted aiocb, `aio_return` before completion, bad
+//! sigevents and null aiocbs refused, `aio_cancel` of a read still waiting on a pipe or socket,
+//! `SIGEV_THREAD_ID`, requests inherited across `fork`, [`AIO_MAX`] and [`AIO_LISTIO_MAX`]. The
+//! specification — every rule, each deliberate difference from glibc with its reason, the
+//! limits — is `docs/posix.md` in the repository; the C suite in `posixaio/tests/` checks it
+//! against glibc line by line.
 //!
-//! - `aio_error` of an aiocb this library never submitted gives `EINVAL` (glibc returns the
-//!   aiocb's `__error_code` field, 0 for a zeroed one); so does a copy of an aiocb in flight
-//!   (it would otherwise say "in progress" forever).
-//! - `aio_return` before completion gives `-1`/`EINPROGRESS` (glibc: 0); after it, the return
-//!   value — and the same value again on later calls, as glibc does.
-//! - Submitting an aiocb that is still in flight gives `EINVAL` and leaves it alone (glibc
-//!   would corrupt its queue).
-//! - Refused at once, with `-1` and the errno also stored in the aiocb (as glibc does for
-//!   `aio_reqprio`): `aio_reqprio` outside 0 to `AIO_PRIO_DELTA_MAX` (`EINVAL`; not checked for
-//!   `aio_fsync`, as in glibc), a bad `aio_sigevent` (`EINVAL`: an unknown `sigev_notify`, a
-//!   signal number beyond `SIGRTMAX`, `SIGEV_THREAD` without a function, `SIGEV_THREAD_ID` for
-//!   a thread not in this process — glibc takes these and never notifies, or crashes), more
-//!   than [`AIO_MAX`] requests in flight (`EAGAIN`). A null aiocb gives `EINVAL` (glibc
-//!   crashes).
-//! - A bad descriptor, a negative offset, an unknown `lio_listio` opcode: the request is
-//!   accepted and fails, with the errno in `aio_error` (as glibc does); `aio_fsync` checks the
-//!   descriptor at once (`EBADF`), as glibc does. An `aio_nbytes` longer than one transfer
-//!   (`MAX_RW_COUNT`, 2 GiB less a page) is checked against the address space as `pread` checks
-//!   it: beyond `SSIZE_MAX`, or past the end of user memory, it fails with `EFAULT` (or
-//!   `EINVAL`), without touching memory beyond the buffer; otherwise it transfers (at most
-//!   2 GiB less a page, as `pread` does).
-//! - On a descriptor without file positions — a socket, a pipe, a FIFO, a terminal — the
-//!   offset is ignored, as glibc's fallback to `read`/`write` does (found from the kernel's
-//!   `ESPIPE`, after which the request runs again without it).
-//! - Requests on one descriptor run at once, in no particular order (glibc runs them one at a
-//!   time). `aio_fsync` waits for every write to its descriptor queued before it, then syncs.
-//! - `aio_cancel` cancels what has not started and what waits before moving any data — a read
-//!   waiting on an empty pipe or a socket (glibc's thread is blocked in `read` and cannot be
-//!   stopped: `AIO_NOTCANCELED`); a request already moving data answers `AIO_NOTCANCELED` and
-//!   finishes. A request reported cancelled moved no byte. When `aio_cancel` answers, every
-//!   status it speaks for is final (it waits for the cancelled requests' ends however long
-//!   that takes, and signals do not interrupt it). A cancelled request is notified, with
-//!   `ECANCELED`, as in glibc.
-//! - `lio_listio` sends each entry's own notification and the list's (as glibc does since
-//!   2.4). An entry refused at once gets its errno in its status and the list fails with
-//!   `EIO` (`EAGAIN` if it was for lack of room); the other entries run (glibc's `LIO_NOWAIT`
-//!   reports such a refusal with the entry's errno, `EINVAL`).
-//! - Notification: `SIGEV_SIGNAL` queues the signal to the process with `si_code` `SI_ASYNCIO`
-//!   and `si_value` from `sigev_value`, once the status is final; `SIGEV_THREAD` runs the
-//!   function on a new thread made with `sigev_notify_attributes` (detached when there are
-//!   none) and no signal blocked; `SIGEV_THREAD_ID` queues the signal to the thread in
-//!   `_sigev_un._tid` (glibc's POSIX AIO ignores `SIGEV_THREAD_ID` and sends nothing).
-//! - `aio_reqprio` above 0 lowers the request's I/O priority (best effort, levels 5 to 7) where
-//!   the engine can apply one.
-//! - Limits: [`AIO_LISTIO_MAX`] entries per `lio_listio` (`EINVAL` beyond), [`AIO_MAX`]
-//!   requests in flight at once (`EAGAIN` beyond). The io_uring engine has room for all of
-//!   them at once, so requests that may never finish (reads of empty pipes) cannot keep a
-//!   later one from starting: past the limit a request is refused, never accepted and left
-//!   waiting. glibc's `sysconf(_SC_AIO_LISTIO_MAX)` and
-//!   `sysconf(_SC_AIO_MAX)` say -1 (no limit); these are this library's.
-//! - `aio_init` sizes the engine if called before the first request: `aio_threads` the pool's
-//!   threads, `aio_num` the io_uring and kernel AIO queue depth, `aio_idle_time` how long an
-//!   idle pool thread stays.
-//! - After `fork`, the child starts with no requests in flight and a fresh engine; the
-//!   parent's requests complete in the parent. In the child they read as cancelled
-//!   (`ECANCELED`, return value -1), so a wait for one ends (glibc leaves them in progress
-//!   forever).
-//! - A request belongs to the process, not to the thread that submitted it: io_uring cancels
-//!   the requests a thread submitted when it exits, and such a request (which never ran) is
-//!   submitted again by the thread that finds it cancelled.
-//! - `aio_error` and `aio_return` may be called from a signal handler (POSIX lists them as
-//!   async-signal-safe): they take no lock, allocate and free nothing and start no thread;
-//!   a completion's signal is always sent after its status is final.
-//! - `aio_suspend` with a timeout too large to reach (`{LONG_MAX, 0}`) waits without limit
-//!   (glibc's deadline arithmetic overflows and it times out at once); its timeout is checked
-//!   only when there is something to wait for, as in glibc.
-//! - With io_uring, the kernel may need the thread that submitted a request to finish it (a
-//!   read that waited on a pipe) or to start an io_uring worker; it interrupts that thread's
-//!   blocking system call to do so, and calls it does not restart (`sigtimedwait`,
-//!   `epoll_wait`) fail with `EINTR` although no signal arrived. Programs that retry on
-//!   `EINTR`, as they must for signals anyway, are unaffected.
+//! Invariants the code keeps: `aio_error` and `aio_return` take no lock, allocate and free
+//! nothing and start no thread, so a signal handler may call them; a completion's status is
+//! final before its notification is sent; a request reported cancelled moved no byte, and when
+//! `aio_cancel` answers, every status it speaks for is final; a request belongs to the process,
+//! not to the thread that submitted it.
 
 use std::cell::{OnceCell, UnsafeCell};
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -1072,9 +1013,9 @@ impl Engine {
     /// lock, as its exit is: a request counted before this call is seen by the helper, or the
     /// helper is gone and this starts another.
     fn need_helper(&'static self, notify: bool) {
-        if self.helper.alive.load(Ordering::Acquire) && !notify {
-            return;
-        }
+        // Always under the lock (uncontended: one atomic exchange): a helper deciding to exit
+        // looks at the requests under it too, so it either sees this one or is gone before
+        // this looks.
         let _lock = lock(&self.helper.lock);
         if self.helper.alive.load(Ordering::Acquire) {
             if notify {

@@ -5,15 +5,15 @@
 //! included), the same `-errno` returns, and a header of our own, `include/libaio.h`, that is
 //! source-compatible with the system's.
 //!
-//! - [`exports`]: the `extern "C"` entry points and the `.symver` directives that version them.
-//! - [`reap`]: `io_getevents` — completions taken from the mmapped ring in user space when no
+//! - `exports`: the `extern "C"` entry points and the `.symver` directives that version them.
+//! - `reap`: `io_getevents` — completions taken from the mmapped ring in user space when no
 //!   other thread of the process is inside the system call on the same context, the system call
 //!   otherwise.
-//! - [`registry`]: the per-context state that makes that safe (one user-space reaper at a time,
+//! - `registry`: the per-context state that makes that safe (one user-space reaper at a time,
 //!   a count of threads inside the system call), created by `io_setup`, dropped by `io_destroy`.
-//! - [`faults`]: `AIO_FAULT` (fault rules, made around the kernel) and `AIO_STATS` (one line of
+//! - `faults`: `AIO_FAULT` (fault rules, made around the kernel) and `AIO_STATS` (one line of
 //!   statistics at exit).
-//! - [`sys`]: the six system calls in their raw C form (pointers passed through to the kernel
+//! - `sys`: the six system calls in their raw C form (pointers passed through to the kernel
 //!   unread, results as `-errno`, `errno` untouched), which is what a C ABI needs.
 //!
 //! No entry point unwinds: a panic unwinding out of an `extern "C"` function aborts the process

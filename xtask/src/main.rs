@@ -15,7 +15,7 @@
 //! Each library is one entry of [`DIST_LIBS`].
 //!
 //! - `install [--prefix DIR] [--destdir DIR] [--no-build] [--from DIR]` and
-//!   `uninstall [--prefix DIR] [--destdir DIR]`: see [`install`].
+//!   `uninstall [--prefix DIR] [--destdir DIR]`: see [`mod@install`].
 
 use std::env;
 use std::fs;

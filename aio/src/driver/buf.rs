@@ -12,7 +12,7 @@ use crate::buf::{IoBuf, IoBufMut};
 /// Most segments in one request (`IOV_MAX`).
 pub(crate) const IOV_MAX: usize = 1024;
 
-/// The memory of one request: up to [`IOV_MAX`] segments, and what owns them.
+/// The memory of one request: up to `IOV_MAX` (1024) segments, and what owns them.
 ///
 /// Built from owned buffers ([`IoBuf`], [`IoBufMut`]), it keeps them until the request's
 /// completion gives the `Buf` back, where [`take`](Buf::take) returns them. Built from raw

@@ -11,19 +11,9 @@
 //! op=write,offset=1M-2M,torn=4096      writes touching [1 MiB, 2 MiB) keep only their first 4 KiB
 //! ```
 //!
-//! | key | value | meaning |
-//! | --- | --- | --- |
-//! | `op` | `read`, `write`, `fsync`, `fdatasync`, `open`, `create`, `mkdir`, `unlink`, `rmdir`, `rename`, `truncate`, `fallocate`, `getattr`, `setattr`, `readdir`, `xattr`, `link`, `any`; several joined with `\|` | the operations the rule matches (default `any`). `fsync` includes `fdatasync`; `open` includes `create` |
-//! | `path` | a glob: `*`, `?`, `[a-z]`, `[!a-z]`, `\x` | the file's path must match: the last component if the glob has no `/` (`*.db`), else the whole path from the root (`/data/*`). A rule with `path` never matches an operation whose path is unknown |
-//! | `offset` | `START-END`, `START-`, `N` (sizes: `4096`, `8k`, `1M`) | a read or write must touch a byte in `[START, END)`; operations without a range never match |
-//! | `prob` | `0` to `1` | fire on a match with this probability, drawn from the seed |
-//! | `nth` | `N` ≥ 1 | fire on the Nth match only |
-//! | `count` | `N` ≥ 1 | fire at most N times |
-//! | `errno` | a name (`EIO`, `ENOSPC`, `EDQUOT`, `EROFS`, `EAGAIN`, `EINTR`, …) or a number | fail with this errno |
-//! | `short` | bytes, or `random` | a read or write transfers only this many bytes and says so (`random`: drawn from the seed, from 1 to the length less one, a multiple of 4096 above 8 KiB) |
-//! | `torn` | bytes, or `random` | a write keeps only its first this-many bytes while the whole length is reported written (`random`: a multiple of 512 below the length) |
-//! | `delay` | a duration (`200ms`, `1s`, `50us`) or a range (`10ms-50ms`) | add this latency (a range: drawn from the seed); combines with the other actions |
-//! | `action` | `error`, `short`, `torn`, `delay`, `crash` | what to do; implied by `errno`, `short`, `torn` or `delay` when not given (`error` alone: `EIO`; `short`/`torn` alone: `random`). `crash`: the operation runs, then the power fails |
+//! The keys — `op`, `path`, `offset`, `prob`, `nth`, `count`, `errno`, `short`, `torn`, `delay`,
+//! `action` — their values and meanings are written down once, in `docs/mount.md` ("Fault
+//! rules") in the repository; [`Rule`] is what a SPEC parses into.
 //!
 //! # Deciding
 //!

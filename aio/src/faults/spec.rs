@@ -1,5 +1,6 @@
-//! The SPEC grammar: a [`Rule`] from `key=value,key=value`. The keys are documented in the
-//! module documentation of [`crate::faults`].
+//! The SPEC grammar: a [`Rule`] from `key=value,key=value`. The keys are documented in
+//! `docs/mount.md` ("Fault rules"), with examples in the module documentation of
+//! [`crate::faults`].
 
 use std::fmt;
 use std::str::FromStr;
