@@ -256,6 +256,7 @@ pub fn run(args: MountArgs) -> Result<(), Failure> {
 
     let mut unmounter = session.unmount_callable();
     let mount_for_signal = mount.clone();
+    let shared_for_signal = Arc::clone(&shared);
     std::thread::Builder::new()
         .name("aio-mount-signal".into())
         .spawn(move || {
@@ -269,9 +270,13 @@ pub fn run(args: MountArgs) -> Result<(), Failure> {
                 eprintln!("aio mount: unmount {}: {}", mount_for_signal.display(), cause(&e));
             }
             // Programs with files still open keep a lazily unmounted file system alive: give
-            // them a moment, then end the process (closing /dev/fuse ends the connection).
+            // them a moment, then end the process (closing /dev/fuse ends the connection) —
+            // after writing back what is held, as an unmount does: a clean stop loses nothing.
             std::thread::sleep(std::time::Duration::from_secs(10));
             eprintln!("aio mount: files are still open on the unmounted file system: exiting");
+            if let Err(e) = shared_for_signal.write_back_all() {
+                eprintln!("aio mount: writing back held data at exit: {}", cause(&e));
+            }
             std::process::exit(0);
         })
         .map_err(|e| Failure::run(format!("cannot start a thread: {e}")))?;
