@@ -89,6 +89,10 @@ struct Shared {
 }
 
 /// Parked requests, by descriptor, each with the `poll` events it waits for; and the poller.
+///
+/// A request moves between `Jobs::queue`, `Jobs::running` and here only with both locks held
+/// (`jobs` first, then `parked`), as a cancel looks at all three: it finds a request in flight
+/// in exactly one of them.
 #[derive(Default)]
 struct Parked {
     by_fd: HashMap<RawFd, VecDeque<(Request, libc::c_short)>>,
@@ -178,7 +182,7 @@ impl PoolDriver {
             return Err(Rejected::new(io::Error::from_raw_os_error(libc::EAGAIN), req));
         }
         shared.in_flight.fetch_add(1, Ordering::Relaxed);
-        shared.enqueue(req, false).inspect_err(|_| {
+        shared.enqueue(req).inspect_err(|_| {
             shared.in_flight.fetch_sub(1, Ordering::Relaxed);
         })
     }
@@ -333,7 +337,6 @@ fn worker(shared: &Arc<Shared>, mut standby: bool) {
             Exec::Done(res) => res,
             Exec::Wait(events) => {
                 // Nothing moved: wait for the descriptor, without this worker.
-                last = Some(req.user_data);
                 shared.park(req, events);
                 continue;
             }
@@ -497,12 +500,34 @@ fn skip(iov: &[libc::iovec], mut n: usize) -> Vec<libc::iovec> {
 impl Shared {
     /// Hands a request to the workers: a sleeping one takes it, or a new one starts (or a
     /// standby, which takes requests over if the busy workers look stuck: see `worker`).
-    /// `front`: ahead of the others (a parked request whose descriptor became ready).
-    fn enqueue(self: &Arc<Self>, req: Request, front: bool) -> Result<(), Rejected> {
+    fn enqueue(self: &Arc<Self>, req: Request) -> Result<(), Rejected> {
         let mut jobs = self.jobs();
         if jobs.shutdown {
             return Err(Rejected::new(io::Error::other("the pool is shutting down"), req));
         }
+        jobs.queue.push_back((req, Instant::now()));
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        let plan = self.plan_workers(&mut jobs);
+        drop(jobs);
+        if let Err(e) = self.start_workers(plan) {
+            let mut jobs = self.jobs();
+            // With no worker at all the request would never run: give it back.
+            if jobs.threads == 0 {
+                if let Some((req, _)) = jobs.queue.pop_back() {
+                    self.queued.fetch_sub(1, Ordering::Relaxed);
+                    return Err(Rejected::new(
+                        io::Error::new(e.kind(), format!("cannot start a worker thread: {e}")),
+                        req,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// For requests just queued (`jobs` held): whether to wake a sleeping worker, start the
+    /// first one, or start a standby. Counts a thread to start as started.
+    fn plan_workers(&self, jobs: &mut Jobs) -> (bool, bool, bool) {
         let wake = jobs.idle > 0;
         let spawn = !wake && jobs.threads == 0;
         let standby = !wake && !spawn && !jobs.standby && jobs.threads < self.opts.threads;
@@ -510,13 +535,15 @@ impl Shared {
             jobs.threads += 1;
         }
         jobs.standby |= standby;
-        if front {
-            jobs.queue.push_front((req, Instant::now()));
-        } else {
-            jobs.queue.push_back((req, Instant::now()));
-        }
-        self.queued.fetch_add(1, Ordering::Relaxed);
-        drop(jobs);
+        (wake, spawn, standby)
+    }
+
+    /// Carries out a plan of [`plan_workers`](Self::plan_workers) (the lock released). `Err`:
+    /// the first worker could not start.
+    fn start_workers(
+        self: &Arc<Self>,
+        (wake, spawn, standby): (bool, bool, bool),
+    ) -> io::Result<()> {
         if wake {
             self.work.notify_one();
         }
@@ -524,20 +551,7 @@ impl Shared {
             self.jobs().standby = false;
         }
         if spawn {
-            if let Err(e) = self.spawn_worker(false) {
-                let mut jobs = self.jobs();
-                // With no worker at all the request would never run: give it back.
-                if jobs.threads == 0 {
-                    let taken = if front { jobs.queue.pop_front() } else { jobs.queue.pop_back() };
-                    if let Some((req, _)) = taken {
-                        self.queued.fetch_sub(1, Ordering::Relaxed);
-                        return Err(Rejected::new(
-                            io::Error::new(e.kind(), format!("cannot start a worker thread: {e}")),
-                            req,
-                        ));
-                    }
-                }
-            }
+            self.spawn_worker(false)?;
         }
         Ok(())
     }
@@ -546,10 +560,15 @@ impl Shared {
         self.parked.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Parks a stream request until its descriptor shows `events`, starting the poller if
-    /// needed.
+    /// Parks a stream request that a worker found not ready, until its descriptor shows
+    /// `events`: from `running` to `parked` under both locks (see [`Parked`]); starts the
+    /// poller if needed.
     fn park(self: &Arc<Self>, req: Request, events: libc::c_short) {
+        let mut jobs = self.jobs();
         let mut parked = self.parked();
+        if let Some(pos) = jobs.running.iter().position(|&(u, _)| u == req.user_data) {
+            jobs.running.swap_remove(pos);
+        }
         parked.by_fd.entry(req.fd).or_default().push_back((req, events));
         if parked.poller.is_none() {
             let shared = Arc::clone(self);
@@ -559,26 +578,61 @@ impl Shared {
             match spawned {
                 Ok(handle) => parked.poller = Some(handle),
                 Err(_) => {
-                    // No poller: the request runs again at once, as a plain blocking call
-                    // would have waited, rather than wait for nothing.
+                    // No poller: the requests run again at once (a worker then waits in the
+                    // system call, as a blocking call would) rather than wait for nothing.
                     let by_fd = std::mem::take(&mut parked.by_fd);
                     drop(parked);
-                    for (req, _) in by_fd.into_values().flatten() {
-                        self.resume(req);
-                    }
+                    let n = self
+                        .requeue_front(&mut jobs, by_fd.into_values().flatten().map(|(r, _)| r));
+                    self.after_requeue(jobs, n);
                     return;
                 }
             }
         }
         drop(parked);
+        drop(jobs);
         let _ = self.poke.write(1);
     }
 
-    /// Back to the workers, first in line; if the pool is shutting down, dropped unrun.
-    fn resume(self: &Arc<Self>, req: Request) {
-        if let Err(r) = self.enqueue(req, true) {
-            self.in_flight.fetch_sub(1, Ordering::Relaxed);
-            drop(r);
+    /// Puts requests back at the front of the queue (`jobs` held); returns how many.
+    fn requeue_front(&self, jobs: &mut Jobs, reqs: impl IntoIterator<Item = Request>) -> usize {
+        let mut n = 0;
+        for req in reqs {
+            jobs.queue.push_front((req, Instant::now()));
+            n += 1;
+        }
+        self.queued.fetch_add(n, Ordering::Relaxed);
+        n
+    }
+
+    /// After `n` requests went back to the queue: workers for them. If none can start, the
+    /// queued requests complete with the error (they are never left waiting for no one); if
+    /// the pool is shutting down, they are dropped unrun, as its other queued requests are.
+    fn after_requeue(self: &Arc<Self>, mut jobs: MutexGuard<'_, Jobs>, n: usize) {
+        if n == 0 {
+            return;
+        }
+        if jobs.shutdown {
+            let dropped: Vec<_> = jobs.queue.drain(..).collect();
+            self.queued.store(0, Ordering::Relaxed);
+            self.in_flight.fetch_sub(dropped.len(), Ordering::Relaxed);
+            return;
+        }
+        let plan = self.plan_workers(&mut jobs);
+        drop(jobs);
+        if let Err(e) = self.start_workers(plan) {
+            let mut jobs = self.jobs();
+            if jobs.threads == 0 {
+                let failed: Vec<_> = jobs.queue.drain(..).collect();
+                self.queued.store(0, Ordering::Relaxed);
+                drop(jobs);
+                let errno = e.raw_os_error().unwrap_or(libc::EAGAIN);
+                self.ready.push(
+                    failed
+                        .into_iter()
+                        .map(|(r, _)| Completion::new(r.user_data, -i64::from(errno), r.buf)),
+                );
+            }
         }
     }
 }
@@ -611,6 +665,7 @@ fn poller(shared: &Arc<Shared>) {
             let _ = shared.poke.read();
         }
         let mut ready = Vec::new();
+        let mut jobs = shared.jobs();
         {
             let mut parked = shared.parked();
             for pfd in &fds[1..] {
@@ -637,9 +692,9 @@ fn poller(shared: &Arc<Shared>) {
                 }
             }
         }
-        for req in ready {
-            shared.resume(req);
-        }
+        // Still under both locks (see `Parked`): from parked to the front of the queue.
+        let n = shared.requeue_front(&mut jobs, ready);
+        shared.after_requeue(jobs, n);
     }
 }
 
@@ -714,40 +769,43 @@ unsafe impl Driver for PoolDriver {
     }
 
     fn cancel(&self, user_data: u64) -> io::Result<CancelOutcome> {
-        let mut jobs = self.shared.jobs();
-        if let Some(pos) = jobs.queue.iter().position(|(r, _)| r.user_data == user_data) {
-            let (req, _) = jobs.queue.remove(pos).expect("position is in range");
-            self.shared.queued.fetch_sub(1, Ordering::Relaxed);
-            drop(jobs);
-            self.shared.ready.push([Completion::new(
-                req.user_data,
-                -i64::from(libc::ECANCELED),
-                req.buf,
-            )]);
-            return Ok(CancelOutcome::Cancelled);
-        }
-        if jobs.running.iter().any(|&(u, _)| u == user_data) {
-            return Ok(CancelOutcome::Running);
-        }
-        drop(jobs);
-        // Parked: waiting for its stream, nothing moved.
-        let mut parked = self.shared.parked();
-        let found = parked.by_fd.iter_mut().find_map(|(&fd, reqs)| {
-            let pos = reqs.iter().position(|(r, _)| r.user_data == user_data)?;
-            Some((fd, reqs.remove(pos)?.0))
-        });
-        let Some((fd, req)) = found else { return Ok(CancelOutcome::NotFound) };
-        if parked.by_fd.get(&fd).is_some_and(VecDeque::is_empty) {
-            parked.by_fd.remove(&fd);
-        }
+        let shared = &self.shared;
+        // Both locks: a request in flight is in exactly one of the three places (see `Parked`).
+        let mut jobs = shared.jobs();
+        let mut parked = shared.parked();
+        let taken = if let Some(pos) = jobs.queue.iter().position(|(r, _)| r.user_data == user_data)
+        {
+            shared.queued.fetch_sub(1, Ordering::Relaxed);
+            jobs.queue.remove(pos).map(|(r, _)| r)
+        } else {
+            // Parked: waiting for its stream, nothing moved.
+            let found = parked.by_fd.iter_mut().find_map(|(&fd, reqs)| {
+                let pos = reqs.iter().position(|(r, _)| r.user_data == user_data)?;
+                Some((fd, reqs.remove(pos)?.0))
+            });
+            found.map(|(fd, req)| {
+                if parked.by_fd.get(&fd).is_some_and(VecDeque::is_empty) {
+                    parked.by_fd.remove(&fd);
+                }
+                req
+            })
+        };
+        let running = jobs.running.iter().any(|&(u, _)| u == user_data);
         drop(parked);
-        let _ = self.shared.poke.write(1);
-        self.shared.ready.push([Completion::new(
-            req.user_data,
-            -i64::from(libc::ECANCELED),
-            req.buf,
-        )]);
-        Ok(CancelOutcome::Cancelled)
+        drop(jobs);
+        match taken {
+            Some(req) => {
+                let _ = shared.poke.write(1);
+                shared.ready.push([Completion::new(
+                    req.user_data,
+                    -i64::from(libc::ECANCELED),
+                    req.buf,
+                )]);
+                Ok(CancelOutcome::Cancelled)
+            }
+            None if running => Ok(CancelOutcome::Running),
+            None => Ok(CancelOutcome::NotFound),
+        }
     }
 
     fn eventfd(&self) -> io::Result<BorrowedFd<'_>> {
