@@ -45,7 +45,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use aio::kernel::{Completion, Context, RawContext, ReapMode, Iocb};
+use aio::kernel::{Completion, Context, Iocb, RawContext, ReapMode};
 use aio::sys::{io_event, iocb};
 use aio::{AlignedBuf, IoBufMut};
 

@@ -55,4 +55,3 @@ impl IoPriority {
         self.0
     }
 }
-

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aio::kernel::{Context, PollFlags, Iocb};
+use aio::kernel::{Context, Iocb, PollFlags};
 use aio::AlignedBuf;
 use common::*;
 

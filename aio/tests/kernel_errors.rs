@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use aio::kernel::{Context, RawContext, Iocb};
+use aio::kernel::{Context, Iocb, RawContext};
 use aio::sys::{self, iocb};
 use aio::{AlignedBuf, IoBuf};
 use common::*;

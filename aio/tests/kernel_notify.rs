@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use aio::kernel::{CancelStatus, Context, PollFlags, Iocb};
+use aio::kernel::{CancelStatus, Context, Iocb, PollFlags};
 use aio::{AlignedBuf, EventFd};
 use common::*;
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aio::kernel::{Completion, Context, IoClass, IoPriority, Op, Iocb, RwFlags};
+use aio::kernel::{Completion, Context, IoClass, IoPriority, Iocb, Op, RwFlags};
 use aio::{AlignedBuf, IoBuf};
 use common::*;
 
@@ -66,9 +66,8 @@ fn direct_pwrite_fsync_pread_roundtrip() {
     }
 
     for (i, &off) in offsets.iter().enumerate() {
-        let req = Iocb::pread(&file, align.buffer(block), off)
-            .user_data(i as u64)
-            .check_alignment(align);
+        let req =
+            Iocb::pread(&file, align.buffer(block), off).user_data(i as u64).check_alignment(align);
         ctx.submit(req).unwrap();
     }
     for (i, c) in reap_all(&ctx, offsets.len()).into_iter().enumerate() {
@@ -172,8 +171,7 @@ fn buffered_ops_with_vec_box_and_slices() {
     assert_eq!(done.next().unwrap().into_buf().unwrap(), pattern(10_000, 1)[6000..]);
 
     // Vectored, with Vecs.
-    ctx.submit(Iocb::pwritev(&file, vec![b"hello ".to_vec(), b"world".to_vec()], 20_000))
-        .unwrap();
+    ctx.submit(Iocb::pwritev(&file, vec![b"hello ".to_vec(), b"world".to_vec()], 20_000)).unwrap();
     assert_eq!(reap_all(&ctx, 1)[0].result().unwrap(), 11);
     let bufs = vec![Vec::with_capacity(3), Vec::with_capacity(100)];
     ctx.submit(Iocb::preadv(&file, bufs, 20_000)).unwrap();
@@ -222,8 +220,7 @@ fn rw_flags_dsync_sync_hipri_append_nowait() {
     assert_eq!(&contents[3 * 4096..], b"tail");
 
     // RWF_NOWAIT on cached data either works or says it would block / is not supported.
-    ctx.submit(Iocb::pread(&file, Vec::with_capacity(4096), 0).rw_flags(RwFlags::NOWAIT))
-        .unwrap();
+    ctx.submit(Iocb::pread(&file, Vec::with_capacity(4096), 0).rw_flags(RwFlags::NOWAIT)).unwrap();
     let c = reap_all(&ctx, 1).pop().unwrap();
     match c.result() {
         Ok(n) => {
@@ -251,8 +248,7 @@ fn io_priorities() {
         IoPriority::new(IoClass::RealTime, 3),
     ];
     for (i, p) in prios.iter().enumerate() {
-        let req =
-            Iocb::pread(&file, Vec::with_capacity(4096), 4096).ioprio(*p).user_data(i as u64);
+        let req = Iocb::pread(&file, Vec::with_capacity(4096), 4096).ioprio(*p).user_data(i as u64);
         match ctx.submit(req) {
             Ok(_) => {}
             // The real-time class needs privilege.
@@ -284,18 +280,17 @@ fn callbacks_chain_reads_into_writes() {
     for i in 0..blocks {
         let (dst, calls) = (Arc::clone(&dst), Arc::clone(&calls));
         let off = (i * block) as u64;
-        let req =
-            Iocb::pread(&*src, Vec::with_capacity(block), off).on_complete(move |ctx, c| {
-                calls.fetch_add(1, Ordering::SeqCst);
+        let req = Iocb::pread(&*src, Vec::with_capacity(block), off).on_complete(move |ctx, c| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            assert!(c.result().is_ok());
+            let buf = c.into_buf().unwrap();
+            let calls = Arc::clone(&calls);
+            let write = Iocb::pwrite(&*dst, buf, off).on_complete(move |_, c| {
                 assert!(c.result().is_ok());
-                let buf = c.into_buf().unwrap();
-                let calls = Arc::clone(&calls);
-                let write = Iocb::pwrite(&*dst, buf, off).on_complete(move |_, c| {
-                    assert!(c.result().is_ok());
-                    calls.fetch_add(1, Ordering::SeqCst);
-                });
-                ctx.submit(write).unwrap();
+                calls.fetch_add(1, Ordering::SeqCst);
             });
+            ctx.submit(write).unwrap();
+        });
         ctx.submit(req).unwrap();
     }
     while ctx.in_flight() > 0 {

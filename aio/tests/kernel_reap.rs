@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::time::Duration;
 
-use aio::kernel::{Context, RawContext, ReapMode, Iocb};
+use aio::kernel::{Context, Iocb, RawContext, ReapMode};
 use aio::sys::{self, io_event, iocb};
 use common::*;
 

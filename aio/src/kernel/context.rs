@@ -11,7 +11,7 @@ use std::time::Duration;
 use slab::Slab;
 
 use super::raw::{RawContext, ReapMode};
-use super::request::{Bufs, Callback, Completion, Op, Iocb, RequestId, SubmitError};
+use super::request::{Bufs, Callback, Completion, Iocb, Op, RequestId, SubmitError};
 use crate::buf::AlignedBuf;
 use crate::sys::{self, io_event, iocb};
 

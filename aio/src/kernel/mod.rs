@@ -23,6 +23,5 @@ mod request;
 pub use context::{CancelStatus, Context};
 pub use raw::{RawContext, ReapMode};
 pub use request::{
-    Callback, Completion, IoClass, IoPriority, Op, PollFlags, Iocb, RequestId, RwFlags,
-    SubmitError,
+    Callback, Completion, IoClass, IoPriority, Iocb, Op, PollFlags, RequestId, RwFlags, SubmitError,
 };

@@ -7,9 +7,9 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use bitflags::bitflags;
 
 use super::Context;
-pub use crate::flags::{IoClass, IoPriority, RwFlags};
 use crate::align::DioAlign;
 use crate::buf::{IoBuf, IoBufMut};
+pub use crate::flags::{IoClass, IoPriority, RwFlags};
 use crate::sys;
 
 bitflags! {
