@@ -306,16 +306,20 @@ for case in "${cases[@]}"; do
     echo "$case: $(file_of "$case") ($(size_of "$case")), QD $(qd_of "$case"), direct=$(direct_of "$case"); load average $(cut -d' ' -f1-3 /proc/loadavg)"
     if [[ $case == cold-* || $case == hotset-* ]]; then
         prepare "$case"
-        echo "  before each run: $(cached_share "$(file_of "$case")") cached"
+        echo "  before each run: $(cached_share "$(file_of "$case")") cached (each sample says how much its run started with)"
     fi
     for ((round = 0; round < RUNS; round++)); do
         for ((k = 0; k < n; k++)); do
             v=${variants[$(((k + round) % n))]}
             prepare "$case"
+            state=""
+            if [[ $case == cold-* || $case == hotset-* ]]; then
+                state="  (cached at the start: $(cached_share "$(file_of "$case")" | sed 's/.*(\(.*\))/\1/'))"
+            fi
             out=$(run_one "$v" "$case")
             read -r iops note <<<"$out"
             samples[$case,$v]+="$iops "
-            printf '  %-12s round %d %-22s %10s IOPS%s\n' "$case" "$((round + 1))" "$v" "$iops" "${note:+  $note}"
+            printf '  %-12s round %d %-22s %10s IOPS%s%s\n' "$case" "$((round + 1))" "$v" "$iops" "${note:+  $note}" "$state"
         done
     done
     if [ "${INLINE_STATS:-1}" != 0 ] && [[ " ${variants[*]} " == *" fio-posixaio "* ]]; then
