@@ -59,3 +59,44 @@ fio_write_iops() {
     [ "$err" = 0 ] || { echo "fio reported error '$err' for $label: $out" >&2; exit 1; }
     printf '%s\n' "$out" | awk -F';' '$1 == 3 { print $49; exit }'
 }
+
+# round_max LIST...: the round-by-round maximum of sample lists in round order (each
+# space-separated), as one space-separated list.
+round_max() {
+    printf '%s\n' "$@" | awk '{ for (i = 1; i <= NF; i++) if (!(i in m) || $i > m[i]) m[i] = $i; if (NF > n) n = NF }
+        END { for (i = 1; i <= n; i++) printf "%s ", m[i]; print "" }'
+}
+
+# drop_from_cache FILE [OFFSET [LENGTH]]: fsyncs FILE, then asks the kernel to drop its pages
+# from the page cache (posix_fadvise POSIX_FADV_DONTNEED; LENGTH 0 or none: to the end). Needs
+# no root; pages someone has mapped stay.
+drop_from_cache() {
+    python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.fsync(fd)
+os.posix_fadvise(fd, int(sys.argv[2]), int(sys.argv[3]), os.POSIX_FADV_DONTNEED)
+os.close(fd)' "$1" "${2:-0}" "${3:-0}"
+}
+
+# cached_share FILE: how much of FILE is in the page cache, as "N MiB of M MiB (P%)" (fincore,
+# from util-linux; "unknown" without it).
+cached_share() {
+    local res size
+    if ! command -v fincore >/dev/null 2>&1; then echo unknown; return; fi
+    res=$(fincore --bytes --noheadings --output RES "$1" 2>/dev/null | tr -d ' ') || { echo unknown; return; }
+    size=$(stat -c %s "$1")
+    awk -v r="$res" -v s="$size" 'BEGIN { printf "%.0f MiB of %.0f MiB (%.1f%%)", r / 1048576, s / 1048576, 100 * r / s }'
+}
+
+# ld_preload_binds LIB FILE: exits unless fio's aio_read64 binds to LIB under LD_PRELOAD (a
+# short posixaio job on FILE, which must exist).
+ld_preload_binds() {
+    local lib=$1 file=$2 bound
+    bound=$(LD_PRELOAD=$lib LD_DEBUG=bindings fio --name=bind --filename="$file" \
+        --ioengine=posixaio --rw=randread --bs=4k --size=1M --iodepth=2 --invalidate=0 \
+        --output=/dev/null 2>&1 | grep "symbol \`aio_read64'" | head -1 || true)
+    case $bound in
+        *" to $lib "*) ;;
+        *) echo "fio's aio_read64 does not bind to $lib under LD_PRELOAD: $bound" >&2; exit 1 ;;
+    esac
+}

@@ -24,6 +24,12 @@
 # file, default 1G), CACHED_SIZE (the page-cache file, default 256M), CASES (which cases, default
 # "direct-qd32 cached-qd1 cached-qd32"), NO_BUILD=1 (use target/dist as it is), AIO_ENGINE
 # (passed on to ours: uring, kernel or pool).
+#
+# Hybrid submission (the inline path: small buffered reads served at submission with
+# RWF_NOWAIT) has its own script, bench/hybrid.sh: page-cache-hot QD 1 (aio bench uring, posix
+# and file against sync; fio posixaio on libposixaio.so against psync), two jobs, O_DIRECT QD 32
+# against a baseline revision, cold buffered QD 32 against AIO_INLINE=0, and a Zipf hot set
+# half cached at QD 8, each with its target.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)

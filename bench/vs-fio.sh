@@ -26,6 +26,12 @@
 # NO_BUILD=1 (use target/release/aio as it is), CASES (default "direct-qd32 cached-qd1"),
 # VARIANTS (a subset of the variants, e.g. "fio-libaio aio-kernel" for a long run of one pair).
 # Installs fio when missing (root and apt-get).
+#
+# Hybrid submission (the inline path: small buffered reads served at submission with
+# RWF_NOWAIT) has its own script, bench/hybrid.sh: page-cache-hot QD 1 (aio bench uring, posix
+# and file against sync; fio posixaio on libposixaio.so against psync), two jobs, O_DIRECT QD 32
+# against a baseline revision, cold buffered QD 32 against AIO_INLINE=0, and a Zipf hot set
+# half cached at QD 8, each with its target.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)

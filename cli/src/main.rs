@@ -43,7 +43,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the same fio-style job on every engine (uring, kernel, pool, posix, sync) and
+    /// Run the same fio-style job on every engine (uring, kernel, pool, posix, file, sync) and
     /// compare them.
     Bench(bench::BenchArgs),
     /// Copy SRC to DST with asynchronous I/O, many requests in flight.

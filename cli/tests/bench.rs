@@ -8,7 +8,7 @@ use common::{
 };
 use serde_json::Value;
 
-const ENGINES: [&str; 5] = ["uring", "kernel", "pool", "posix", "sync"];
+const ENGINES: [&str; 6] = ["uring", "kernel", "pool", "posix", "file", "sync"];
 
 /// Checks one engine's entry of a JSON report: it ran, did I/O, and its figures make sense.
 fn check_engine(e: &Value, name: &str) {
@@ -286,7 +286,7 @@ fn the_default_run_shortened() {
 fn bad_options_exit_2_with_a_message() {
     let dir = test_dir();
     let d = dir.path().to_str().unwrap();
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 14] = [
         (&["--rw", "sideways"], "invalid value 'sideways'"),
         (&["--bs", "0"], "--bs must be"),
         (&["--bs", "4x"], "is not a size"),
@@ -297,6 +297,13 @@ fn bad_options_exit_2_with_a_message() {
         (&["--runtime", "soon"], "is not a duration"),
         (&["--output-format", "xml"], "invalid value 'xml'"),
         (&["--frobnicate"], "unexpected argument '--frobnicate'"),
+        (&["--random_distribution", "zipf:0"], "the zipf exponent must be above 0"),
+        (&["--random_distribution", "zipf"], "zipf needs its exponent"),
+        (&["--random_distribution", "pareto:0.5"], "random or zipf:THETA"),
+        (
+            &["--random_distribution", "zipf:1.2", "--rw", "read"],
+            "--random_distribution zipf:1.2 applies to random patterns",
+        ),
     ];
     for (args, msg) in cases {
         let mut all = vec!["bench", "--dir", d];
@@ -643,4 +650,98 @@ fn plot_draws_every_engine_in_a_valid_svg() {
         .expect_stderr("aio bench: cannot write ")
         .expect_stderr("is not a directory");
     assert_eq!(names(dir.path()), vec!["run.svg".to_string()]);
+}
+
+#[test]
+fn zipf_on_every_engine_with_a_fixed_seed() {
+    let dir = test_dir();
+    let file = dir.path().join("zipf.bin");
+    let f = file.to_str().unwrap();
+    let run = aio(
+        dir.path(),
+        &[
+            "bench",
+            "--filename",
+            f,
+            "--size",
+            "8M",
+            "--rw",
+            "randread",
+            "--random_distribution",
+            "zipf:1.2",
+            "--randseed",
+            "7",
+            "--iodepth",
+            "4",
+            "--numjobs",
+            "2",
+            "--io-size",
+            "1M",
+            "--output-format=json",
+        ],
+    );
+    run.expect_code(0, "zipf, all engines");
+    let report = run.json();
+    let job = &report["jobs"][0];
+    assert_eq!(job["random_distribution"], "zipf:1.2");
+    assert_eq!(job["name"], "randread-bs4096-qd4-x2-zipf1.2");
+    assert!(job["title"].as_str().unwrap().contains("(zipf:1.2)"), "{job}");
+    for e in job["engines"].as_array().unwrap() {
+        let name = e["engine"].as_str().unwrap();
+        check_engine(e, name);
+        // 2 threads x 1 MiB of 4 KiB reads, in 3 rounds of 85 each.
+        assert_eq!(e["ios"], 2 * 3 * 85, "{name}: {e}");
+    }
+    // A buffered job: the engines with an inline path say what it served.
+    let engines = job["engines"].as_array().unwrap();
+    for name in ["uring", "posix", "file"] {
+        let e = engines.iter().find(|e| e["engine"] == name).unwrap();
+        let inline = &e["inline"];
+        let asked: u64 = ["served", "missed", "skipped", "ineligible"]
+            .iter()
+            .map(|k| inline[k].as_u64().unwrap_or_else(|| panic!("{name}: inline.{k}: {e}")))
+            .sum();
+        assert_eq!(asked, 2 * 3 * 85, "{name}: {inline}");
+    }
+    assert!(engines.iter().find(|e| e["engine"] == "sync").unwrap()["inline"].is_null());
+}
+
+#[test]
+fn the_file_engine_reads_and_writes_through_aio_file() {
+    let dir = test_dir();
+    let d = dir.path().to_str().unwrap();
+    for direct in ["--direct=0", "--direct=1"] {
+        let run = aio(
+            dir.path(),
+            &[
+                "bench",
+                "--dir",
+                d,
+                "--size",
+                "4M",
+                "--rw",
+                "randrw",
+                "--iodepth",
+                "8",
+                direct,
+                "--io-size",
+                "1M",
+                "--engine",
+                "file",
+                "--output-format=json",
+            ],
+        );
+        run.expect_code(0, direct);
+        let report = run.json();
+        let e = &report["jobs"][0]["engines"][0];
+        check_engine(e, "file");
+        assert_eq!(e["ios"], 256, "{e}");
+        assert!(e["read_ios"].as_u64().unwrap() > 0 && e["write_ios"].as_u64().unwrap() > 0);
+        assert!(e["detail"].as_str().unwrap().contains("aio::File"), "{e}");
+        if direct == "--direct=1" {
+            // O_DIRECT is never served inline.
+            assert_eq!(e["inline"]["served"], 0, "{e}");
+        }
+    }
+    assert_eq!(names(dir.path()), Vec::<String>::new());
 }

@@ -10,19 +10,27 @@
 //! - `posix`: [`aio::posix`] through [`aio::posix_slots::Slots`]: `aio_read`/`aio_write` on
 //!   `aiocb`s kept in flight, `aio_suspend` to wait, `aio_error` and `aio_return` to collect,
 //!   as a POSIX AIO program does.
+//! - `file`: [`aio::File`]: `read_at`/`write_at` futures, `--iodepth` of them in flight in one
+//!   task on [`Reactor::block_on`], a reactor per thread on the driver a program gets by
+//!   default ([`aio::driver::select_shared`]: io_uring, else kernel AIO, else the pool;
+//!   `AIO_ENGINE` forces one), as an async program uses the library.
 //! - `sync`: `pread`/`pwrite`, one request at a time: the baseline.
 //!
 //! Latency is measured per request from just before it is queued to just after the reap that
 //! returned it, in nanoseconds, into an HDR histogram.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::fs::File;
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::fs::FileExt;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use aio::driver::{
@@ -30,10 +38,11 @@ use aio::driver::{
     UringDriver, UringOptions,
 };
 use aio::posix_slots::{Slots, Status as PosixStatus};
-use aio::{AlignedBuf, IoBuf, Slice};
+use aio::{AlignedBuf, IoBuf, Reactor, Slice};
 use hdrhistogram::Histogram;
 
-use super::job::{Job, Pattern};
+use super::job::{Distribution, Job, Pattern};
+use super::zipf::{Scramble, Zipf};
 use crate::util::{fill_random, splitmix64};
 
 /// Environment variable that makes io_uring look unavailable, with its value as the reason
@@ -51,17 +60,20 @@ pub enum EngineKind {
     Pool,
     /// [`aio::posix`].
     Posix,
+    /// [`aio::File`] futures on [`Reactor::block_on`].
+    File,
     /// `pread`/`pwrite`.
     Sync,
 }
 
 impl EngineKind {
     /// Every engine, in the order tables list them.
-    pub const ALL: [EngineKind; 5] = [
+    pub const ALL: [EngineKind; 6] = [
         EngineKind::Uring,
         EngineKind::Kernel,
         EngineKind::Pool,
         EngineKind::Posix,
+        EngineKind::File,
         EngineKind::Sync,
     ];
 
@@ -72,6 +84,7 @@ impl EngineKind {
             EngineKind::Kernel => "kernel",
             EngineKind::Pool => "pool",
             EngineKind::Posix => "posix",
+            EngineKind::File => "file",
             EngineKind::Sync => "sync",
         }
     }
@@ -92,6 +105,13 @@ impl EngineKind {
                 Ok(sel) => format!("aio::posix (aio_read/aio_suspend) on {sel}"),
                 Err(e) => format!("aio::posix ({})", io::Error::from_raw_os_error(e)),
             },
+            EngineKind::File => match new_file_driver(job) {
+                Ok((_, sel)) => format!(
+                    "aio::File (read_at/write_at futures, --iodepth in flight, on block_on), a \
+                     reactor per job on {sel}"
+                ),
+                Err(e) => format!("aio::File ({e})"),
+            },
             EngineKind::Sync => {
                 "pread/pwrite, one request at a time per job (--iodepth does not apply)".to_string()
             }
@@ -106,6 +126,7 @@ impl EngineKind {
             EngineKind::Posix => aio::posix::engine_selection()
                 .map(drop)
                 .map_err(|e| format!("POSIX AIO: {}", io::Error::from_raw_os_error(e))),
+            EngineKind::File => new_file_driver(job).map(drop),
             EngineKind::Pool | EngineKind::Sync => Ok(()),
         }
     }
@@ -125,9 +146,10 @@ impl FromStr for EngineKind {
             "kernel" | "libaio" => Ok(EngineKind::Kernel),
             "pool" => Ok(EngineKind::Pool),
             "posix" | "posixaio" => Ok(EngineKind::Posix),
+            "file" => Ok(EngineKind::File),
             "sync" | "psync" => Ok(EngineKind::Sync),
             _ => Err(format!(
-                "unknown engine {s:?}: expected uring, kernel, pool, posix, sync or all"
+                "unknown engine {s:?}: expected uring, kernel, pool, posix, file, sync or all"
             )),
         }
     }
@@ -164,6 +186,18 @@ fn new_kernel(job: &Job) -> Result<KernelDriver, String> {
     };
     KernelDriver::new(opts)
         .map_err(|e| format!("io_setup: {e} (see /proc/sys/fs/aio-nr and aio-max-nr)"))
+}
+
+/// The driver of the `file` engine: what a program gets by default
+/// ([`aio::driver::select_shared`], `AIO_ENGINE` honoured), with a ring as deep as the job.
+fn new_file_driver(job: &Job) -> Result<(Arc<dyn Driver>, aio::driver::Selection), String> {
+    let opts = aio::driver::SelectOptions {
+        uring: UringOptions { entries: uring_entries(job), ..UringOptions::default() },
+        pretend_uring_unavailable: std::env::var_os(PRETEND_NO_URING)
+            .map(|why| format!("{} ({PRETEND_NO_URING})", why.to_string_lossy())),
+        ..aio::driver::SelectOptions::default()
+    };
+    aio::driver::select_shared(&opts).map_err(|e| e.to_string())
 }
 
 /// When one thread's part of a run ends.
@@ -236,15 +270,25 @@ pub struct OpGen {
     blocks: u64,
     next_block: u64,
     rng: u64,
+    /// For `--random_distribution zipf`: the ranks, and where each rank's block is.
+    zipf: Option<(Zipf, Scramble)>,
 }
 
 impl OpGen {
     /// Thread `thread` of `job`, with its own random sequence (`seed`). Sequential threads
-    /// start at evenly spaced places in the file.
+    /// start at evenly spaced places in the file. A Zipf job's popular blocks are the same for
+    /// every thread and round (they come from the job's own seed).
     pub fn new(job: &Job, thread: usize, seed: u64) -> OpGen {
         let blocks = (job.size / job.bs as u64).max(1);
         let mut rng = seed ^ (thread as u64).wrapping_mul(0xa076_1d64_78bd_642f);
         splitmix64(&mut rng);
+        let zipf = match job.dist {
+            Distribution::Zipf(theta) if job.rw.is_random() => {
+                let mut s = job.seed ^ 0x2545_f491_4f6c_dd1d;
+                Some((Zipf::new(blocks, theta), Scramble::new(blocks, splitmix64(&mut s))))
+            }
+            _ => None,
+        };
         OpGen {
             rw: job.rw,
             mix_read: u64::from(job.rwmixread),
@@ -252,6 +296,7 @@ impl OpGen {
             blocks,
             next_block: blocks * thread as u64 / job.numjobs.max(1) as u64,
             rng,
+            zipf,
         }
     }
 
@@ -263,7 +308,11 @@ impl OpGen {
             Pattern::Write | Pattern::RandWrite => true,
             Pattern::RandRw => splitmix64(&mut self.rng) % 100 >= self.mix_read,
         };
-        let block = if self.rw.is_random() {
+        let block = if let Some((zipf, scramble)) = &self.zipf {
+            let rng = &mut self.rng;
+            let rank = zipf.sample(|| (splitmix64(rng) >> 11) as f64 * (1.0 / (1u64 << 53) as f64));
+            scramble.map(rank - 1)
+        } else if self.rw.is_random() {
             ((u128::from(splitmix64(&mut self.rng)) * u128::from(self.blocks)) >> 64) as u64
         } else {
             let b = self.next_block;
@@ -296,6 +345,8 @@ pub enum Prepared {
     Driver(Arc<dyn Driver>),
     /// POSIX AIO.
     Posix,
+    /// aio::File, on its own reactor.
+    File(Arc<Reactor>),
     /// pread/pwrite.
     Sync,
 }
@@ -313,6 +364,7 @@ pub fn prepare(kind: EngineKind, job: &Job) -> Result<Prepared, String> {
             kind.check(job)?;
             Prepared::Posix
         }
+        EngineKind::File => Prepared::File(Reactor::new(new_file_driver(job)?.0)),
         EngineKind::Sync => Prepared::Sync,
     })
 }
@@ -326,6 +378,10 @@ pub fn run(engine: &Prepared, ctx: &ThreadCtx<'_>, budget: Budget) -> Result<Sta
             stats
         }),
         Prepared::Posix => run_posix(ctx, budget),
+        Prepared::File(reactor) => run_file(reactor, ctx, budget).map(|mut stats| {
+            stats.inline = reactor.driver().inline_stats();
+            stats
+        }),
         Prepared::Sync => run_sync(ctx, budget),
     }
 }
@@ -610,6 +666,109 @@ fn run_posix(ctx: &ThreadCtx<'_>, budget: Budget) -> Result<Stats, String> {
     }
 }
 
+/// What the `file` engine's lanes share (all on one thread).
+struct FileLanes {
+    gen: OpGen,
+    stats: Stats,
+    clock: Clock,
+    stopping: bool,
+    published: u64,
+}
+
+fn run_file(reactor: &Arc<Reactor>, ctx: &ThreadCtx<'_>, budget: Budget) -> Result<Stats, String> {
+    let job = ctx.job;
+    let std_file =
+        ctx.file.try_clone().map_err(|e| format!("file: cannot duplicate the descriptor: {e}"))?;
+    let file =
+        aio::File::with_reactor(std_file, Arc::clone(reactor)).map_err(|e| format!("file: {e}"))?;
+    let lanes = RefCell::new(FileLanes {
+        gen: OpGen::new(job, ctx.thread, ctx.seed),
+        stats: Stats::new(),
+        clock: Clock::start(budget),
+        stopping: false,
+        published: 0,
+    });
+    let mut futures = Vec::new();
+    futures.try_reserve_exact(job.iodepth).map_err(|_| table_refused(ctx))?;
+    for buf in buffers(ctx, job.iodepth)? {
+        futures.push(file_lane(&file, &lanes, buf, ctx));
+    }
+    reactor.block_on(join_all(futures))?;
+    let mut lanes = lanes.into_inner();
+    add_progress(ctx, &lanes.stats, &mut lanes.published);
+    Ok(lanes.stats)
+}
+
+/// One request after another through `file`, until the budget is spent.
+async fn file_lane(
+    file: &aio::File,
+    lanes: &RefCell<FileLanes>,
+    mut buf: AlignedBuf,
+    ctx: &ThreadCtx<'_>,
+) -> Result<(), String> {
+    let bs = ctx.job.bs;
+    loop {
+        let (write, offset) = {
+            let mut l = lanes.borrow_mut();
+            if l.stopping || !l.clock.take() {
+                l.stopping = true;
+                return Ok(());
+            }
+            l.gen.next()
+        };
+        let start = Instant::now();
+        let (res, back) = if write {
+            file.write_at(buf.slice(0..bs), offset).await
+        } else {
+            file.read_at(buf.slice(0..bs), offset).await
+        };
+        let now = Instant::now();
+        buf = back.into_inner();
+        let res = match res {
+            Ok(n) => n as i64,
+            Err(e) => -i64::from(e.raw_os_error().unwrap_or(libc::EIO)),
+        };
+        if res != bs as i64 {
+            return Err(io_failure("file", write, offset, res, bs, &ctx.job.path_shown));
+        }
+        let mut l = lanes.borrow_mut();
+        l.stats.record(write, bs, now.duration_since(start));
+        if l.clock.expired(now) {
+            l.stopping = true;
+        }
+        if (l.stats.read_ios + l.stats.write_ios).is_multiple_of(64) {
+            let l = &mut *l;
+            add_progress(ctx, &l.stats, &mut l.published);
+        }
+    }
+}
+
+/// Runs the futures together on one task, polling each that is not finished whenever the task
+/// is woken; the first error ends it (the others are dropped: the reactor keeps their buffers
+/// until their requests complete).
+async fn join_all<F: Future<Output = Result<(), String>>>(futures: Vec<F>) -> Result<(), String> {
+    let mut futures: Vec<Option<Pin<Box<F>>>> =
+        futures.into_iter().map(|f| Some(Box::pin(f))).collect();
+    std::future::poll_fn(move |cx| {
+        let mut pending = false;
+        for slot in futures.iter_mut() {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(Ok(())) => *slot = None,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(Ok(()))
+        }
+    })
+    .await
+}
+
 fn run_sync(ctx: &ThreadCtx<'_>, budget: Budget) -> Result<Stats, String> {
     let job = ctx.job;
     let bs = job.bs;
@@ -647,4 +806,72 @@ fn run_sync(ctx: &ThreadCtx<'_>, budget: Budget) -> Result<Stats, String> {
     }
     add_progress(ctx, &stats, &mut published);
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn job(dist: Distribution, seed: u64) -> Job {
+        Job {
+            name: String::new(),
+            rw: Pattern::RandRead,
+            rwmixread: 50,
+            bs: 4096,
+            iodepth: 1,
+            iodepth_batch: 1,
+            direct: false,
+            numjobs: 2,
+            size: 1 << 30,
+            runtime: None,
+            io_size: None,
+            dist,
+            seed,
+            warm: false,
+            path_shown: String::new(),
+        }
+    }
+
+    /// How often each offset comes up in `n` draws.
+    fn counts(gen: &mut OpGen, n: usize) -> HashMap<u64, u64> {
+        let mut seen = HashMap::new();
+        for _ in 0..n {
+            let (write, offset) = gen.next();
+            assert!(!write);
+            assert_eq!(offset % 4096, 0, "offset {offset} is not a block's");
+            assert!(offset < 1 << 30, "offset {offset} past --size");
+            *seen.entry(offset).or_insert(0) += 1;
+        }
+        seen
+    }
+
+    fn hottest(seen: &HashMap<u64, u64>) -> (u64, u64) {
+        seen.iter().map(|(&o, &c)| (o, c)).max_by_key(|&(o, c)| (c, o)).unwrap()
+    }
+
+    #[test]
+    fn zipf_offsets_share_one_hot_set_per_job_seed() {
+        let draws = 200_000;
+        let zipf = job(Distribution::Zipf(1.2), 99);
+        // Two threads, two rounds: different sequences, the same hottest block, drawn about
+        // 1/H(262144, 1.2) = 18% of the time.
+        let a = counts(&mut OpGen::new(&zipf, 0, 1), draws);
+        let b = counts(&mut OpGen::new(&zipf, 1, 2), draws);
+        let (hot_a, n_a) = hottest(&a);
+        let (hot_b, _) = hottest(&b);
+        assert_eq!(hot_a, hot_b);
+        assert!(n_a > draws as u64 / 7 && n_a < draws as u64 / 4, "hottest drawn {n_a} times");
+        // Far fewer distinct blocks than uniform draws touch.
+        let uniform = counts(&mut OpGen::new(&job(Distribution::Uniform, 99), 0, 1), draws);
+        assert!(a.len() * 2 < uniform.len(), "zipf {} blocks, uniform {}", a.len(), uniform.len());
+        assert!(hottest(&uniform).1 < 100);
+        // Another job seed: another hot block.
+        let c = counts(&mut OpGen::new(&job(Distribution::Zipf(1.2), 100), 0, 1), draws);
+        assert_ne!(hottest(&c).0, hot_a);
+        // The same seeds: the same sequence.
+        let mut x = OpGen::new(&zipf, 0, 5);
+        let mut y = OpGen::new(&zipf, 0, 5);
+        assert!((0..1000).all(|_| x.next() == y.next()));
+    }
 }

@@ -64,6 +64,52 @@ impl fmt::Display for Pattern {
     }
 }
 
+/// How random offsets are spread over the file (`--random_distribution`, fio's option).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Distribution {
+    /// Every block alike (fio's `random`).
+    Uniform,
+    /// Zipf with this exponent (fio's `zipf:THETA`): the block of popularity rank `k` is drawn
+    /// with probability proportional to `k^-theta`, the ranks spread over the file by a fixed
+    /// permutation.
+    Zipf(f64),
+}
+
+impl Distribution {
+    /// Reads fio's syntax: `random`, or `zipf:THETA` with THETA a number above 0.
+    pub fn parse(s: &str) -> Result<Distribution, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("random") {
+            return Ok(Distribution::Uniform);
+        }
+        let (name, value) = s.split_once(':').unwrap_or((s, ""));
+        match name.to_ascii_lowercase().as_str() {
+            "zipf" => {
+                let theta: f64 = value.trim().parse().map_err(|_| {
+                    format!("zipf needs its exponent, a number above 0: zipf:1.2, not {s:?}")
+                })?;
+                if !(theta.is_finite() && theta > 0.0) {
+                    return Err(format!("the zipf exponent must be above 0, not {theta}"));
+                }
+                Ok(Distribution::Zipf(theta))
+            }
+            "pareto" | "normal" | "gauss" | "zoned" | "zoned_abs" => {
+                Err(format!("{name} is not one of aio bench's distributions: random or zipf:THETA"))
+            }
+            _ => Err(format!("unknown distribution {s:?}: expected random or zipf:THETA")),
+        }
+    }
+}
+
+impl fmt::Display for Distribution {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Distribution::Uniform => f.write_str("random"),
+            Distribution::Zipf(theta) => write!(f, "zipf:{theta}"),
+        }
+    }
+}
+
 /// One job, as every engine runs it.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -89,6 +135,10 @@ pub struct Job {
     pub runtime: Option<Duration>,
     /// How many bytes each thread of each engine transfers (in total over the rounds).
     pub io_size: Option<u64>,
+    /// How random offsets are spread.
+    pub dist: Distribution,
+    /// Fixes what does not change from round to round: which blocks a Zipf job's ranks name.
+    pub seed: u64,
     /// Read the whole file once before the job, so buffered reads hit the page cache.
     pub warm: bool,
     /// The file, as shown in messages.
@@ -110,6 +160,9 @@ impl Job {
         if self.rw == Pattern::RandRw {
             t.push_str(&format!(" ({}% reads)", self.rwmixread));
         }
+        if let Distribution::Zipf(theta) = self.dist {
+            t.push_str(&format!(" (zipf:{theta})"));
+        }
         t.push_str(&format!(", QD {}", self.iodepth));
         t.push_str(&match self.numjobs {
             1 => ", 1 job".to_string(),
@@ -128,11 +181,32 @@ impl Job {
             "buffered"
         };
         let jobs = if self.numjobs > 1 { format!(" x{}", self.numjobs) } else { String::new() };
+        let dist = match self.dist {
+            Distribution::Uniform => String::new(),
+            Distribution::Zipf(theta) => format!(" zipf:{theta}"),
+        };
         format!(
-            "{mode} {} {} QD {}{jobs}",
+            "{mode} {} {}{dist} QD {}{jobs}",
             human_bytes(self.bs as u64).replace(' ', ""),
             self.rw,
             self.iodepth
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distributions_in_fio_syntax() {
+        assert_eq!(Distribution::parse("random"), Ok(Distribution::Uniform));
+        assert_eq!(Distribution::parse("zipf:1.2"), Ok(Distribution::Zipf(1.2)));
+        assert_eq!(Distribution::parse("ZIPF:0.8"), Ok(Distribution::Zipf(0.8)));
+        assert_eq!(Distribution::Zipf(1.2).to_string(), "zipf:1.2");
+        assert_eq!(Distribution::Uniform.to_string(), "random");
+        for bad in ["zipf", "zipf:", "zipf:0", "zipf:-1", "zipf:x", "zipf:inf", "pareto:0.5", "x"] {
+            assert!(Distribution::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -13,6 +13,7 @@ mod job;
 mod layout;
 mod plot;
 mod report;
+mod zipf;
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -24,10 +25,12 @@ use aio::DioAlign;
 use clap::{Args, ValueEnum};
 
 use crate::ui::Progress;
-use crate::util::{self, human_bytes, parse_bool, parse_duration, parse_size, CpuTime, Failure};
+use crate::util::{
+    self, human_bytes, parse_bool, parse_duration, parse_size, splitmix64, CpuTime, Failure,
+};
 pub use engine::PRETEND_NO_URING;
 use engine::{Budget, EngineKind, Stats, ThreadCtx};
-use job::{Job, Pattern};
+use job::{Distribution, Job, Pattern};
 use layout::BenchFile;
 use report::{EngineReport, FileReport, JobReport, Report};
 
@@ -82,7 +85,10 @@ fn size_arg(s: &str) -> Result<u64, String> {
     after_help = "With no job option (--rw, --bs, --iodepth, --direct, --numjobs, --filename, \
 --rwmixread, --io-size) it runs the default: 4 KiB random reads with O_DIRECT at QD 32 and \
 page-cache-hot at QD 1, every engine for 3 s each, on a 256 MiB file made under --dir and \
-removed afterwards."
+removed afterwards. Engines: uring, kernel, pool (aio's drivers), posix (aio::posix: \
+aio_read/aio_suspend), file (aio::File futures on aio::block_on), sync (pread/pwrite). \
+AIO_INLINE=0 in the environment turns the inline path (small buffered requests served at \
+submission when the page cache has them) off, for comparison."
 )]
 pub struct BenchArgs {
     /// I/O pattern.
@@ -91,6 +97,16 @@ pub struct BenchArgs {
     /// Percent of reads for --rw randrw.
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100))]
     rwmixread: Option<u32>,
+    /// How random offsets spread over the file, in fio's syntax: random (uniform, the
+    /// default) or zipf:THETA — the block of popularity rank k drawn with probability
+    /// proportional to 1/k^THETA (zipf:1.2: a small hot set takes most requests), the popular
+    /// blocks scattered over the whole file by a fixed permutation.
+    #[arg(long = "random_distribution", alias = "random-distribution", value_name = "random|zipf:THETA", value_parser = Distribution::parse)]
+    random_distribution: Option<Distribution>,
+    /// Seed of the offsets: the same seed, the same offsets (and the same Zipf hot set) in
+    /// every run; without it each run draws its own.
+    #[arg(long)]
+    randseed: Option<u64>,
     /// Bytes per request (4k, 64k, 1M...).
     #[arg(long, value_parser = size_arg)]
     bs: Option<u64>,
@@ -122,7 +138,7 @@ pub struct BenchArgs {
     /// Where the temporary file goes when there is no --filename (not tmpfs for --direct).
     #[arg(long, default_value = ".")]
     dir: PathBuf,
-    /// uring, kernel, pool, posix, sync, a comma-separated list, or all.
+    /// uring, kernel, pool, posix, file, sync, a comma-separated list, or all.
     #[arg(long, alias = "ioengine", default_value = "all", value_parser = parse_engines)]
     engine: Engines,
     /// Rounds each engine's time is split into, engines alternating (default 3 with several
@@ -154,6 +170,33 @@ impl BenchArgs {
 
 /// The jobs to run, the file's path (and whether it is temporary).
 fn plan(args: &BenchArgs) -> Result<(Vec<Job>, PathBuf, bool), Failure> {
+    let (mut jobs, path, temporary) = plan_jobs(args)?;
+    let dist = args.random_distribution.unwrap_or(Distribution::Uniform);
+    for (ji, job) in jobs.iter_mut().enumerate() {
+        if dist != Distribution::Uniform && !job.rw.is_random() {
+            return Err(Failure::usage(format!(
+                "--random_distribution {dist} applies to random patterns (--rw randread, \
+                 randwrite or randrw), not {}",
+                job.rw
+            )));
+        }
+        job.dist = dist;
+        let mut s = seed_base(args) ^ (ji as u64 + 1).wrapping_mul(0xd1b5_4a32_d192_ed03);
+        job.seed = splitmix64(&mut s);
+        if dist != Distribution::Uniform {
+            job.name.push_str(&format!("-{dist}").replace(':', ""));
+        }
+    }
+    Ok((jobs, path, temporary))
+}
+
+/// What every seed of the run comes from: `--randseed`, else the process id (each run its
+/// own offsets).
+fn seed_base(args: &BenchArgs) -> u64 {
+    args.randseed.unwrap_or(u64::from(std::process::id()) << 20)
+}
+
+fn plan_jobs(args: &BenchArgs) -> Result<(Vec<Job>, PathBuf, bool), Failure> {
     let temp_path = || args.dir.join(format!("aio-bench-{}.dat", std::process::id()));
     if !args.is_custom() {
         let size = args.size.unwrap_or(DEFAULT_SIZE);
@@ -170,6 +213,8 @@ fn plan(args: &BenchArgs) -> Result<(Vec<Job>, PathBuf, bool), Failure> {
             size,
             runtime: Some(runtime),
             io_size: None,
+            dist: Distribution::Uniform,
+            seed: 0,
             warm: false,
             path_shown: String::new(),
         };
@@ -240,6 +285,8 @@ fn plan(args: &BenchArgs) -> Result<(Vec<Job>, PathBuf, bool), Failure> {
         size,
         runtime,
         io_size: args.io_size,
+        dist: Distribution::Uniform,
+        seed: 0,
         warm: false,
         path_shown: String::new(),
     };
@@ -404,7 +451,7 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
             // (so a device or host cache is not handed the blocks of earlier runs).
             let seed = (ji as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
                 ^ (round as u64 + 1)
-                ^ u64::from(std::process::id()) << 20;
+                ^ seed_base(&args);
             for k in 0..runnable.len() {
                 let i = (k + round + ji) % runnable.len();
                 let kind = runnable[i];

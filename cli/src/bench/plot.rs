@@ -29,6 +29,7 @@ fn color(engine: &str) -> RGBColor {
         "kernel" => RGBColor(255, 127, 14),
         "pool" => RGBColor(44, 160, 44),
         "posix" => RGBColor(148, 103, 189),
+        "file" => RGBColor(140, 86, 75),
         "sync" => RGBColor(110, 110, 110),
         _ => RGBColor(214, 39, 40),
     }

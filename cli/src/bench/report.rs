@@ -50,6 +50,8 @@ pub struct JobReport {
     pub title: String,
     /// `--rw`.
     pub rw: String,
+    /// `--random_distribution`: `random` or `zipf:THETA`.
+    pub random_distribution: String,
     /// `--rwmixread`.
     pub rwmixread: u32,
     /// `--bs`, bytes.
@@ -107,10 +109,25 @@ pub struct EngineReport {
     pub cpu: Option<Cpu>,
     /// IOPS over the sync engine's IOPS on the same job.
     pub vs_sync: Option<f64>,
+    /// How the engine's inline path served the requests (absent: no request asked it).
+    pub inline: Option<InlineReport>,
     /// The latency percentile curve for `--plot`: (fraction of requests, nanoseconds), from
     /// the median's left to as far into the tail as the requests measured reach.
     #[serde(skip)]
     pub percentiles: Vec<(f64, u64)>,
+}
+
+/// What the inline path (small buffered requests served at submission) did with the requests.
+#[derive(Debug, Serialize)]
+pub struct InlineReport {
+    /// Served at submission.
+    pub served: u64,
+    /// Tried and refused (not in the page cache): sent to the engine.
+    pub missed: u64,
+    /// Not tried after misses on the descriptor: sent to the engine.
+    pub skipped: u64,
+    /// Not eligible (`O_DIRECT`, large, the path off): sent to the engine.
+    pub ineligible: u64,
 }
 
 /// Latency figures, nanoseconds.
@@ -150,6 +167,7 @@ impl JobReport {
             name: job.name.clone(),
             title: job.title(),
             rw: job.rw.to_string(),
+            random_distribution: job.dist.to_string(),
             rwmixread: job.rwmixread,
             bs: job.bs,
             iodepth: job.iodepth,
@@ -195,6 +213,7 @@ impl EngineReport {
             lat_ns: None,
             cpu: None,
             vs_sync: None,
+            inline: None,
             percentiles: Vec::new(),
         }
     }
@@ -240,6 +259,12 @@ impl EngineReport {
                 sys_pct: cpu.system.as_secs_f64() / secs * 100.0,
             }),
             vs_sync: None,
+            inline: (stats.inline.total() > 0).then_some(InlineReport {
+                served: stats.inline.inline,
+                missed: stats.inline.missed,
+                skipped: stats.inline.skipped,
+                ineligible: stats.inline.ineligible,
+            }),
             percentiles: percentile_curve(h),
         }
     }
