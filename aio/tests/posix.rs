@@ -418,3 +418,48 @@ fn a_waiter_wakes_while_other_threads_poll() {
     assert_eq!((a, b), (b'w', b'p'));
     drop((r1, r2));
 }
+
+/// A thread polls `aio_error` while the requests complete in others: the status it reads is
+/// `EINPROGRESS` or the final one, never anything else. The status words (and the mark that
+/// says the aiocb was submitted here, rewritten with each status) are read and written
+/// atomically: under ThreadSanitizer (scripts/sanitize.sh) this test reports no data race.
+#[test]
+fn a_status_polled_from_another_thread_while_it_completes() {
+    let dir = test_dir();
+    let path = dir.path().join("polled");
+    let data = pattern(4096, 7);
+    std::fs::write(&path, &data).expect("write the file");
+    let file = File::open(&path).expect("open the file");
+    let mut buf = vec![0u8; 4096];
+    let mut read = cb(file.as_raw_fd(), buf.as_mut_ptr(), buf.len(), 0);
+    let addr = ptr(&mut read) as usize;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let poller = {
+        let (stop, seen) = (std::sync::Arc::clone(&stop), std::sync::Arc::clone(&seen));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Acquire) {
+                // SAFETY: the aiocb lives in the main thread, which joins this one first.
+                match unsafe { posix::aio_error(addr as *const aiocb) } {
+                    Ok(0) | Ok(libc::EINPROGRESS) | Err(libc::EINVAL) => {
+                        seen.fetch_add(1, Ordering::Relaxed);
+                    }
+                    other => panic!("aio_error while completing: {other:?}"),
+                }
+            }
+        })
+    };
+    // At least 200 rounds, and on until the poller has looked often (it may start late).
+    let mut round = 0;
+    while round < 200 || (seen.load(Ordering::Relaxed) < 10_000 && round < 1_000_000) {
+        // SAFETY: the aiocb and buffer outlive the request (waited for below).
+        unsafe { posix::aio_read(ptr(&mut read)) }.expect("aio_read");
+        wait(&mut read);
+        assert_eq!(ret(&mut read), 4096, "round {round}");
+        assert_eq!(buf, data, "round {round}");
+        round += 1;
+    }
+    stop.store(true, Ordering::Release);
+    poller.join().expect("the polling thread");
+    assert!(seen.load(Ordering::Relaxed) >= 10_000, "the poller looked too few times");
+}
