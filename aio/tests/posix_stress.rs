@@ -230,6 +230,8 @@ static HANDLED: AtomicU64 = AtomicU64::new(0);
 static BAD_STATUS: AtomicU64 = AtomicU64::new(0);
 /// Notifications received, by request id.
 static NOTES: [AtomicU8; IDS] = [const { AtomicU8::new(0) }; IDS];
+/// How each request asked: 1 a signal, 2 a thread.
+static NOTE_KIND: [AtomicU8; IDS] = [const { AtomicU8::new(0) }; IDS];
 static STRAY_NOTES: AtomicU64 = AtomicU64::new(0);
 
 fn notify_signal() -> libc::c_int {
@@ -308,6 +310,7 @@ fn install_handlers() {
 /// (`SIGEV_THREAD`).
 fn ask_note(cb: &mut aiocb, id: Option<usize>, thread: bool) -> u64 {
     let Some(id) = id else { return 0 };
+    NOTE_KIND[id].store(if thread { 2 } else { 1 }, Ordering::SeqCst);
     let ev = &mut cb.aio_sigevent;
     ev.sigev_value = sigval { sival_ptr: id as *mut libc::c_void };
     if thread {
@@ -394,21 +397,39 @@ impl Stress {
             stop.store(true, Ordering::SeqCst);
             counts
         });
-        // Every notification arrives, exactly once.
+        // Every notification arrives, exactly once. (Under ThreadSanitizer, which keeps one
+        // pending instance of each signal per thread, queued signals merge: with
+        // AIO_STRESS_SIGNALS_MERGE set, as scripts/sanitize.sh sets it, a signal notification
+        // must arrive at most once.)
+        let merge = std::env::var_os("AIO_STRESS_SIGNALS_MERGE").is_some();
         let ids = (next_id.load(Ordering::SeqCst) as usize).min(IDS);
         let give_up = Instant::now() + Duration::from_secs(20);
         loop {
-            let missing = (1..ids).filter(|&i| NOTES[i].load(Ordering::SeqCst) == 0).count();
-            if missing == 0 {
+            let missing: Vec<usize> = (1..ids)
+                .filter(|&i| NOTES[i].load(Ordering::SeqCst) == 0)
+                .filter(|&i| !merge || NOTE_KIND[i].load(Ordering::SeqCst) != 1)
+                .collect();
+            if missing.is_empty() {
                 break;
             }
-            assert!(Instant::now() < give_up, "{missing} notifications never came");
+            if Instant::now() > give_up {
+                let by_signal =
+                    missing.iter().filter(|&&i| NOTE_KIND[i].load(Ordering::SeqCst) == 1).count();
+                panic!(
+                    "{} notifications never came ({by_signal} signals, {} threads); ids {:?}",
+                    missing.len(),
+                    missing.len() - by_signal,
+                    &missing[..missing.len().min(20)]
+                );
+            }
             std::thread::sleep(Duration::from_millis(10));
             progress.fetch_add(1, Ordering::Relaxed);
         }
         std::thread::sleep(Duration::from_millis(100));
         for (i, n) in NOTES.iter().enumerate().take(ids).skip(1) {
-            assert_eq!(n.load(Ordering::SeqCst), 1, "request {i}: notified more than once");
+            let got = n.load(Ordering::SeqCst);
+            assert!(got <= 1, "request {i}: notified {got} times");
+            assert!(got == 1 || merge, "request {i}: not notified");
         }
         assert_eq!(NOTES[0].load(Ordering::SeqCst), 0, "a notification for no request");
         assert_eq!(STRAY_NOTES.load(Ordering::SeqCst), 0, "notifications for no request");
