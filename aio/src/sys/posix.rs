@@ -563,15 +563,13 @@ pub fn check_user_range(addr: usize, len: usize, write: bool) -> Result<(), i32>
         // No /dev/null (a bare chroot): the one case decided without the kernel.
         return if len > isize::MAX as usize { Err(libc::EFAULT) } else { Ok(()) };
     }
+    // The raw system calls, not libc's wrappers: a wrapper interposed by a sanitizer or
+    // valgrind takes a write of `len` bytes for a read of that much memory, and would report
+    // (or itself touch) a range the kernel never reads here.
+    let call = if write { libc::SYS_write } else { libc::SYS_read };
     // SAFETY: /dev/null neither reads nor writes the memory (a read returns 0 bytes, a write
     // takes them unread); the kernel only checks the range, as for any file.
-    let r = unsafe {
-        if write {
-            libc::write(fd, buf, len)
-        } else {
-            libc::read(fd, buf, len)
-        }
-    };
+    let r = unsafe { libc::syscall(call, fd, buf, len) };
     let err = if r < 0 { Some(io::Error::last_os_error()) } else { None };
     // SAFETY: `fd` was opened above and is closed once.
     unsafe { libc::close(fd) };
