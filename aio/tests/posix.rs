@@ -481,3 +481,64 @@ fn a_write_longer_than_one_transfer_is_checked_without_touching_memory() {
     assert_eq!(error(&mut write), 0);
     assert_eq!(ret(&mut write), aio::sys::posix::MAX_RW_COUNT as isize);
 }
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// A long read of a socket (128 KiB, which goes to io_uring's workers when it is of a file)
+/// is cancelled, round after round, while the thread gets a signal every 50 µs: `aio_cancel`
+/// always answers, and its answer holds. Sent to a worker, such a read could be missed by the
+/// cancellation (the kernel said ENOENT while the read waited in the worker), and
+/// `aio_cancel` then waited for it for ever.
+#[test]
+fn long_socket_reads_are_cancelled_under_signals() {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // SAFETY: a handler that does nothing, without SA_RESTART.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = ignore_signal as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(libc::SIGURG, &sa, std::ptr::null_mut());
+        }
+        // SAFETY: no arguments.
+        let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let storm = {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                // SAFETY: no arguments.
+                let pid = unsafe { libc::getpid() };
+                while !stop.load(Ordering::Relaxed) {
+                    // SAFETY: a signal to a thread of this process whose handler is set.
+                    unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGURG) };
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            })
+        };
+        let mut buf = vec![0u8; 128 << 10];
+        let mut answers = [0usize; 3];
+        for _ in 0..300 {
+            let (a, b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+            let mut read = cb(a.as_raw_fd(), buf.as_mut_ptr(), buf.len(), 33);
+            // SAFETY: the aiocb and buffer outlive the request (it ends below).
+            unsafe { posix::aio_read(ptr(&mut read)) }.expect("aio_read of a socket");
+            // SAFETY: a live aiocb for this descriptor.
+            let answer = unsafe { posix::aio_cancel(a.as_raw_fd(), ptr(&mut read)) };
+            match answer {
+                Ok(aio::sys::posix::AIO_CANCELED) => assert_eq!(error(&mut read), libc::ECANCELED),
+                Ok(aio::sys::posix::AIO_NOTCANCELED) => {
+                    b.shutdown(std::net::Shutdown::Both).expect("shutdown");
+                    wait(&mut read);
+                }
+                other => panic!("aio_cancel of a socket read: {other:?}"),
+            }
+            answers[answer.unwrap_or(2) as usize] += 1;
+        }
+        stop.store(true, Ordering::Relaxed);
+        storm.join().expect("the signalling thread");
+        let _ = tx.send(answers);
+    });
+    // The test fails, rather than hangs, if aio_cancel never answers.
+    let answers = rx.recv_timeout(Duration::from_secs(120)).expect("aio_cancel never answered");
+    assert_eq!(answers[0] + answers[1], 300, "answers: {answers:?}");
+}
