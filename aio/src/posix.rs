@@ -915,7 +915,12 @@ impl Engine {
                     }
                     let waited = self.driver.wait_ready(left, Some(mask));
                     if waited.is_ok() {
-                        let _ = self.progress(&mut reaper, Take::FlushReady);
+                        // Everything that is ready, not one batch: the wait may have reset
+                        // the driver's readiness (the default `wait_ready` reads its
+                        // eventfd), and completions a batch left behind would then not end
+                        // the next wait — which, for requests that end no other way
+                        // (cancelled pipe reads), would never end.
+                        while let Ok(REAP_MAX) = self.progress(&mut reaper, Take::FlushReady) {}
                     }
                     waited
                 }

@@ -254,3 +254,27 @@ fn a_crash_keeps_what_completed_and_reports_nothing_after() {
         }
     }
 }
+
+/// An injected failure is a failure whatever errno the configuration names: one that is not
+/// an errno (0, negative, 4096 and up) fails with EIO. (A negative one used to make a read
+/// that never ran report that many bytes read — bytes a caller then takes as initialized.)
+#[test]
+fn injected_failures_are_errors_whatever_the_errno() {
+    for errno in [0, -8, -4096, 4096, 23_326, i32::MIN, i32::MAX] {
+        let cfg =
+            FaultConfig { fail_rate: 1.0, fail_errnos: vec![errno], ..FaultConfig::default() };
+        let d = FaultDriver::new(MemDriver::with_contents(vec![7u8; 64]), cfg);
+        let buf = Buf::for_read(Vec::<u8>::with_capacity(16));
+        d.queue(Request::read(-1, buf, 0, 1)).expect("queue a read");
+        let c = reap_n(&d, 1).pop().expect("one completion");
+        assert_eq!(c.res, -i64::from(libc::EIO), "fail_errnos [{errno}]: the read's result");
+        let back: Vec<u8> = c.buf.take().expect("the buffer back");
+        assert!(back.is_empty(), "fail_errnos [{errno}]: bytes were put in the buffer");
+    }
+    // Real errnos are kept.
+    let cfg =
+        FaultConfig { fail_rate: 1.0, fail_errnos: vec![libc::ENOSPC], ..FaultConfig::default() };
+    let d = FaultDriver::new(MemDriver::new(64), cfg);
+    d.queue(Request::fsync(-1, 2)).expect("queue an fsync");
+    assert_eq!(reap_n(&d, 1)[0].res, -i64::from(libc::ENOSPC));
+}

@@ -418,3 +418,127 @@ fn a_waiter_wakes_while_other_threads_poll() {
     assert_eq!((a, b), (b'w', b'p'));
     drop((r1, r2));
 }
+
+/// A thread polls `aio_error` while the requests complete in others: the status it reads is
+/// `EINPROGRESS` or the final one, never anything else. The status words (and the mark that
+/// says the aiocb was submitted here, rewritten with each status) are read and written
+/// atomically: under ThreadSanitizer (scripts/sanitize.sh) this test reports no data race.
+#[test]
+fn a_status_polled_from_another_thread_while_it_completes() {
+    let dir = test_dir();
+    let path = dir.path().join("polled");
+    let data = pattern(4096, 7);
+    std::fs::write(&path, &data).expect("write the file");
+    let file = File::open(&path).expect("open the file");
+    let mut buf = vec![0u8; 4096];
+    let mut read = cb(file.as_raw_fd(), buf.as_mut_ptr(), buf.len(), 0);
+    let addr = ptr(&mut read) as usize;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let poller = {
+        let (stop, seen) = (std::sync::Arc::clone(&stop), std::sync::Arc::clone(&seen));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Acquire) {
+                // SAFETY: the aiocb lives in the main thread, which joins this one first.
+                match unsafe { posix::aio_error(addr as *const aiocb) } {
+                    Ok(0) | Ok(libc::EINPROGRESS) | Err(libc::EINVAL) => {
+                        seen.fetch_add(1, Ordering::Relaxed);
+                    }
+                    other => panic!("aio_error while completing: {other:?}"),
+                }
+            }
+        })
+    };
+    // At least 200 rounds, and on until the poller has looked often (it may start late).
+    let mut round = 0;
+    while round < 200 || (seen.load(Ordering::Relaxed) < 10_000 && round < 1_000_000) {
+        // SAFETY: the aiocb and buffer outlive the request (waited for below).
+        unsafe { posix::aio_read(ptr(&mut read)) }.expect("aio_read");
+        wait(&mut read);
+        assert_eq!(ret(&mut read), 4096, "round {round}");
+        assert_eq!(buf, data, "round {round}");
+        round += 1;
+    }
+    stop.store(true, Ordering::Release);
+    poller.join().expect("the polling thread");
+    assert!(seen.load(Ordering::Relaxed) >= 10_000, "the poller looked too few times");
+}
+
+/// A write longer than one transfer (`MAX_RW_COUNT`) is checked against the address space
+/// without touching the memory: to `/dev/null`, which takes the bytes unread, it transfers
+/// `MAX_RW_COUNT` bytes of a small buffer. The check is made with the raw system calls, so
+/// an interposed `write` (AddressSanitizer's, valgrind's) does not take the probe for a real
+/// 2 GiB access: under ASan (scripts/sanitize.sh) this test reports nothing.
+#[test]
+fn a_write_longer_than_one_transfer_is_checked_without_touching_memory() {
+    let null = std::fs::OpenOptions::new().write(true).open("/dev/null").expect("/dev/null");
+    let mut small = vec![5u8; 4096];
+    let len = aio::sys::posix::MAX_RW_COUNT + 4096;
+    let mut write = cb(null.as_raw_fd(), small.as_mut_ptr(), len, 0);
+    // SAFETY: /dev/null never reads the memory; the aiocb outlives the request.
+    unsafe { posix::aio_write(ptr(&mut write)) }.expect("aio_write");
+    wait(&mut write);
+    assert_eq!(error(&mut write), 0);
+    assert_eq!(ret(&mut write), aio::sys::posix::MAX_RW_COUNT as isize);
+}
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// A long read of a socket (128 KiB, which goes to io_uring's workers when it is of a file)
+/// is cancelled, round after round, while the thread gets a signal every 50 µs: `aio_cancel`
+/// always answers, and its answer holds. Sent to a worker, such a read could be missed by the
+/// cancellation (the kernel said ENOENT while the read waited in the worker), and
+/// `aio_cancel` then waited for it for ever.
+#[test]
+fn long_socket_reads_are_cancelled_under_signals() {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // SAFETY: a handler that does nothing, without SA_RESTART.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = ignore_signal as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(libc::SIGURG, &sa, std::ptr::null_mut());
+        }
+        // SAFETY: no arguments.
+        let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let storm = {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                // SAFETY: no arguments.
+                let pid = unsafe { libc::getpid() };
+                while !stop.load(Ordering::Relaxed) {
+                    // SAFETY: a signal to a thread of this process whose handler is set.
+                    unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGURG) };
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            })
+        };
+        let mut buf = vec![0u8; 128 << 10];
+        let mut answers = [0usize; 3];
+        for _ in 0..300 {
+            let (a, b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+            let mut read = cb(a.as_raw_fd(), buf.as_mut_ptr(), buf.len(), 33);
+            // SAFETY: the aiocb and buffer outlive the request (it ends below).
+            unsafe { posix::aio_read(ptr(&mut read)) }.expect("aio_read of a socket");
+            // SAFETY: a live aiocb for this descriptor.
+            let answer = unsafe { posix::aio_cancel(a.as_raw_fd(), ptr(&mut read)) };
+            match answer {
+                Ok(aio::sys::posix::AIO_CANCELED) => assert_eq!(error(&mut read), libc::ECANCELED),
+                Ok(aio::sys::posix::AIO_NOTCANCELED) => {
+                    b.shutdown(std::net::Shutdown::Both).expect("shutdown");
+                    wait(&mut read);
+                }
+                other => panic!("aio_cancel of a socket read: {other:?}"),
+            }
+            answers[answer.unwrap_or(2) as usize] += 1;
+        }
+        stop.store(true, Ordering::Relaxed);
+        storm.join().expect("the signalling thread");
+        let _ = tx.send(answers);
+    });
+    // The test fails, rather than hangs, if aio_cancel never answers.
+    let answers = rx.recv_timeout(Duration::from_secs(120)).expect("aio_cancel never answered");
+    assert_eq!(answers[0] + answers[1], 300, "answers: {answers:?}");
+}

@@ -216,9 +216,13 @@ impl Buf {
         }
         let mut done = 0;
         for v in self.iovecs() {
+            if done == src.len() {
+                break;
+            }
+            // An empty segment is skipped, as preadv skips it.
             let n = v.iov_len.min(src.len() - done);
             if n == 0 {
-                break;
+                continue;
             }
             // SAFETY: the segment is valid for writes of `iov_len` bytes while this Buf lives
             // (owned memory, or the `raw` constructor's promise), `&mut self` means no request
@@ -233,9 +237,13 @@ impl Buf {
     pub fn gather(&self, dst: &mut [u8]) -> usize {
         let mut done = 0;
         for v in self.iovecs() {
+            if done == dst.len() {
+                break;
+            }
+            // An empty segment is skipped, as pwritev skips it.
             let n = v.iov_len.min(dst.len() - done);
             if n == 0 {
-                break;
+                continue;
             }
             // SAFETY: the segment is valid for reads of `iov_len` bytes while this Buf lives;
             // `dst` is a distinct, exclusive borrow.
@@ -334,6 +342,30 @@ mod tests {
         assert_eq!(back, [9u8; 4096]);
         assert_eq!(b.take::<u32>(), Some(7), "the new owner is what comes back");
         assert!(dropped.load(Ordering::SeqCst), "the first owner goes with the Buf");
+    }
+
+    /// Empty segments are skipped, as `preadv` and `pwritev` skip them: they do not end the
+    /// copy (a read of `[0, 87]` bytes from a RAM disk used to return 0 bytes, as at end of
+    /// file).
+    #[test]
+    fn empty_segments_are_skipped() {
+        let mut r = Buf::for_readv(vec![
+            Vec::<u8>::with_capacity(0),
+            Vec::with_capacity(3),
+            Vec::with_capacity(0),
+            Vec::with_capacity(2),
+        ]);
+        assert_eq!(r.len(), 5);
+        assert_eq!(r.scatter(b"abcdefg"), 5);
+        let mut out = [0u8; 8];
+        assert_eq!(r.gather(&mut out), 5);
+        assert_eq!(&out[..5], b"abcde");
+        let w = Buf::for_writev(vec![Vec::new(), b"xy".to_vec(), Vec::new(), b"z".to_vec()]);
+        let mut out = [0u8; 2];
+        assert_eq!(w.gather(&mut out), 2, "as much as fits");
+        assert_eq!(&out, b"xy");
+        let mut none = [0u8; 0];
+        assert_eq!(w.gather(&mut none), 0);
     }
 
     #[test]

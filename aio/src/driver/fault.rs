@@ -44,7 +44,8 @@ pub struct FaultConfig {
     pub seed: u64,
     /// Fraction (0 to 1) of requests that fail.
     pub fail_rate: f64,
-    /// The errnos failures use, chosen at random (empty: `EIO`).
+    /// The errnos failures use, chosen at random (empty: `EIO`). A value that is not an errno
+    /// (outside 1 to 4095) fails with `EIO`.
     pub fail_errnos: Vec<i32>,
     /// Fraction (0 to 1) of reads and writes that are shortened.
     pub short_rate: f64,
@@ -244,7 +245,11 @@ impl<D: Driver> FaultDriver<D> {
         if draw(c.seed, seq, 0) < c.fail_rate {
             let errnos = if c.fail_errnos.is_empty() { &[libc::EIO][..] } else { &c.fail_errnos };
             let pick = (draw(c.seed, seq, 1) * errnos.len() as f64) as usize;
-            return Fate::Fail(errnos[pick.min(errnos.len() - 1)]);
+            let errno = errnos[pick.min(errnos.len() - 1)];
+            // The completion's result is -errno: anything but a real errno would read as
+            // success (0), or as bytes transferred by a request that never ran — which a
+            // caller of a read takes as initialized memory.
+            return Fate::Fail(if (1..4096).contains(&errno) { errno } else { libc::EIO });
         }
         let len = req.buf.len();
         if (req.op.is_read() || req.op.is_write()) && len > 1 && draw(c.seed, seq, 2) < c.short_rate

@@ -559,7 +559,9 @@ pub unsafe trait Driver: Send + Sync {
     ///
     /// Like `reap`, it first starts what was queued: a wait for requests never started would
     /// not end. The default then waits on [`eventfd`](Self::eventfd) with `ppoll`, and resets
-    /// it.
+    /// it: completions that were ready then no longer end a wait, so after it returns the
+    /// caller takes everything ready (reaps until fewer than `max` come back) before it waits
+    /// again.
     fn wait_ready(
         &self,
         timeout: Option<Duration>,

@@ -8,8 +8,8 @@
 #![allow(non_camel_case_types)]
 
 use std::io;
-use std::mem::{offset_of, size_of};
-use std::sync::atomic::AtomicU32;
+use std::mem::{align_of, offset_of, size_of};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// `LIO_READ`.
@@ -350,7 +350,42 @@ pub struct AiocbFields {
 
 /// Marks an aiocb as submitted through this library (in `__glibc_reserved`, which glibc leaves
 /// unused), so `aio_error` can tell a never-submitted one.
-const SUBMITTED: [u8; 8] = *b"aio-rs\0\x01";
+const SUBMITTED_WORD: u64 = u64::from_ne_bytes(*b"aio-rs\0\x01");
+
+// What this library keeps in `__glibc_reserved` — the submitted mark (bytes 0 to 8), the key
+// (8 to 16), the fork stamp (16 to 20) and the aiocb's own address (24 to 32) — is read and
+// written atomically, as the status fields are: the mark is rewritten with every status, from
+// the thread that processes a completion, while other threads may poll (`aio_error`), and a
+// program may poll an aiocb from one thread while another submits it again.
+const _: () =
+    assert!(offset_of!(aiocb, __glibc_reserved).is_multiple_of(8) && align_of::<aiocb>() >= 8);
+
+/// The 8 bytes at `offset` (a multiple of 8, below 32) in `__glibc_reserved`, as an atomic.
+///
+/// # Safety
+///
+/// `cb` must point at an `aiocb` (aligned, as every `struct aiocb` is) valid for `'a`.
+unsafe fn reserved_u64<'a>(cb: *mut aiocb, offset: usize) -> &'a AtomicU64 {
+    debug_assert!(offset.is_multiple_of(8) && offset + 8 <= 32);
+    // SAFETY: inside the caller's aiocb, 8-aligned (asserted above); every access to these
+    // bytes goes through an atomic of the same size.
+    unsafe {
+        AtomicU64::from_ptr((&raw mut (*cb).__glibc_reserved).cast::<u8>().add(offset).cast())
+    }
+}
+
+/// The 4 bytes at `offset` (a multiple of 4, below 32) in `__glibc_reserved`, as an atomic.
+///
+/// # Safety
+///
+/// As for [`reserved_u64`].
+unsafe fn reserved_u32<'a>(cb: *mut aiocb, offset: usize) -> &'a AtomicU32 {
+    debug_assert!(offset.is_multiple_of(4) && offset + 4 <= 32);
+    // SAFETY: as for `reserved_u64`, 4-aligned.
+    unsafe {
+        AtomicU32::from_ptr((&raw mut (*cb).__glibc_reserved).cast::<u8>().add(offset).cast())
+    }
+}
 
 /// Reads the public fields of `cb`.
 ///
@@ -384,7 +419,7 @@ pub unsafe fn aiocb_set_status(cb: *mut aiocb, ret: isize, error: i32) {
     // SAFETY: the fields are aligned and inside the caller's aiocb; concurrent readers use
     // atomic loads too (`aiocb_status`).
     unsafe {
-        std::ptr::write_unaligned((&raw mut (*cb).__glibc_reserved).cast::<[u8; 8]>(), SUBMITTED);
+        reserved_u64(cb, 0).store(SUBMITTED_WORD, Ordering::Relaxed);
         AtomicIsize::from_ptr(&raw mut (*cb).__return_value).store(ret, Ordering::Relaxed);
         AtomicI32::from_ptr(&raw mut (*cb).__error_code).store(error, Ordering::Release);
     }
@@ -400,9 +435,7 @@ pub unsafe fn aiocb_status(cb: *const aiocb) -> Option<(i32, isize)> {
     use std::sync::atomic::{AtomicI32, AtomicIsize, Ordering};
     // SAFETY: as for `aiocb_set_status`; only reads.
     unsafe {
-        if std::ptr::read_unaligned((&raw const (*cb).__glibc_reserved).cast::<[u8; 8]>())
-            != SUBMITTED
-        {
+        if reserved_u64(cb.cast_mut(), 0).load(Ordering::Relaxed) != SUBMITTED_WORD {
             return None;
         }
         let error =
@@ -429,11 +462,8 @@ pub fn is_own_thread(tid: libc::pid_t) -> bool {
 ///
 /// `cb` must point at a writable `aiocb` no one else writes meanwhile.
 pub unsafe fn aiocb_set_key(cb: *mut aiocb, key: usize) {
-    // SAFETY: inside the caller's aiocb; unaligned-safe write.
-    unsafe {
-        let p = (&raw mut (*cb).__glibc_reserved).cast::<u8>().add(8).cast::<u64>();
-        std::ptr::write_unaligned(p, key as u64);
-    }
+    // SAFETY: the caller's aiocb, valid for the call.
+    unsafe { reserved_u64(cb, 8) }.store(key as u64, Ordering::Relaxed);
 }
 
 /// The key stored by [`aiocb_set_key`] (garbage if none was: check it).
@@ -442,11 +472,8 @@ pub unsafe fn aiocb_set_key(cb: *mut aiocb, key: usize) {
 ///
 /// `cb` must point at a readable `aiocb`.
 pub unsafe fn aiocb_key(cb: *const aiocb) -> usize {
-    // SAFETY: inside the caller's aiocb; unaligned-safe read.
-    unsafe {
-        let p = (&raw const (*cb).__glibc_reserved).cast::<u8>().add(8).cast::<u64>();
-        std::ptr::read_unaligned(p) as usize
-    }
+    // SAFETY: the caller's aiocb, valid for the call; only read.
+    unsafe { reserved_u64(cb.cast_mut(), 8) }.load(Ordering::Relaxed) as usize
 }
 
 /// Records, in bytes 16 to 20 of `__glibc_reserved`, the fork generation of the process that
@@ -456,11 +483,8 @@ pub unsafe fn aiocb_key(cb: *const aiocb) -> usize {
 ///
 /// `cb` must point at a writable `aiocb` no one else writes meanwhile.
 pub unsafe fn aiocb_set_stamp(cb: *mut aiocb, stamp: u32) {
-    // SAFETY: inside the caller's aiocb; unaligned-safe write.
-    unsafe {
-        let p = (&raw mut (*cb).__glibc_reserved).cast::<u8>().add(16).cast::<u32>();
-        std::ptr::write_unaligned(p, stamp);
-    }
+    // SAFETY: the caller's aiocb, valid for the call.
+    unsafe { reserved_u32(cb, 16) }.store(stamp, Ordering::Relaxed);
 }
 
 /// The stamp stored by [`aiocb_set_stamp`].
@@ -469,11 +493,8 @@ pub unsafe fn aiocb_set_stamp(cb: *mut aiocb, stamp: u32) {
 ///
 /// `cb` must point at a readable `aiocb`.
 pub unsafe fn aiocb_stamp(cb: *const aiocb) -> u32 {
-    // SAFETY: inside the caller's aiocb; unaligned-safe read.
-    unsafe {
-        let p = (&raw const (*cb).__glibc_reserved).cast::<u8>().add(16).cast::<u32>();
-        std::ptr::read_unaligned(p)
-    }
+    // SAFETY: the caller's aiocb, valid for the call; only read.
+    unsafe { reserved_u32(cb.cast_mut(), 16) }.load(Ordering::Relaxed)
 }
 
 /// The calling thread's signal mask, replaced by one blocking every signal until this is
@@ -542,15 +563,13 @@ pub fn check_user_range(addr: usize, len: usize, write: bool) -> Result<(), i32>
         // No /dev/null (a bare chroot): the one case decided without the kernel.
         return if len > isize::MAX as usize { Err(libc::EFAULT) } else { Ok(()) };
     }
+    // The raw system calls, not libc's wrappers: a wrapper interposed by a sanitizer or
+    // valgrind takes a write of `len` bytes for a read of that much memory, and would report
+    // (or itself touch) a range the kernel never reads here.
+    let call = if write { libc::SYS_write } else { libc::SYS_read };
     // SAFETY: /dev/null neither reads nor writes the memory (a read returns 0 bytes, a write
     // takes them unread); the kernel only checks the range, as for any file.
-    let r = unsafe {
-        if write {
-            libc::write(fd, buf, len)
-        } else {
-            libc::read(fd, buf, len)
-        }
-    };
+    let r = unsafe { libc::syscall(call, fd, buf, len) };
     let err = if r < 0 { Some(io::Error::last_os_error()) } else { None };
     // SAFETY: `fd` was opened above and is closed once.
     unsafe { libc::close(fd) };
@@ -568,11 +587,8 @@ pub fn check_user_range(addr: usize, len: usize, write: bool) -> Result<(), i32>
 ///
 /// `cb` must point at a writable `aiocb` no one else writes meanwhile.
 pub unsafe fn aiocb_set_owner(cb: *mut aiocb) {
-    // SAFETY: inside the caller's aiocb; unaligned-safe write.
-    unsafe {
-        let p = (&raw mut (*cb).__glibc_reserved).cast::<u8>().add(24).cast::<u64>();
-        std::ptr::write_unaligned(p, cb as u64);
-    }
+    // SAFETY: the caller's aiocb, valid for the call.
+    unsafe { reserved_u64(cb, 24) }.store(cb as u64, Ordering::Relaxed);
 }
 
 /// The address stored by [`aiocb_set_owner`].
@@ -581,9 +597,6 @@ pub unsafe fn aiocb_set_owner(cb: *mut aiocb) {
 ///
 /// `cb` must point at a readable `aiocb`.
 pub unsafe fn aiocb_owner(cb: *const aiocb) -> usize {
-    // SAFETY: inside the caller's aiocb; unaligned-safe read.
-    unsafe {
-        let p = (&raw const (*cb).__glibc_reserved).cast::<u8>().add(24).cast::<u64>();
-        std::ptr::read_unaligned(p) as usize
-    }
+    // SAFETY: the caller's aiocb, valid for the call; only read.
+    unsafe { reserved_u64(cb.cast_mut(), 24) }.load(Ordering::Relaxed) as usize
 }
