@@ -142,16 +142,20 @@ struct Meta {
 }
 
 /// `IOSQE_ASYNC` for a read or write of `len` bytes of `fd` that would copy a lot inside the
-/// submitting system call: at least [`ASYNC_MIN_LEN`] bytes of a buffered file. (An `O_DIRECT`
-/// request is only started by that call, whatever its size.)
+/// submitting system call: at least [`ASYNC_MIN_LEN`] bytes of a buffered regular file or block
+/// device. (An `O_DIRECT` request is only started by that call, whatever its size.)
 ///
 /// Never for a pipe, socket or FIFO: what those wait for is the other end, which the kernel
 /// waits for by polling (and cancels there) when the request is submitted inline. Sent to a
 /// worker instead, such a request could be missed by a cancellation (`ENOENT`) while the
 /// worker moved it from its queue to a blocking read — and then wait for ever.
 fn async_flag(fd: RawFd, len: usize) -> squeue::Flags {
+    if len < ASYNC_MIN_LEN {
+        return squeue::Flags::empty();
+    }
+    let file = matches!(crate::sys::io::file_type(fd), Some(libc::S_IFREG | libc::S_IFBLK));
     let direct = || crate::sys::fs::status_flags_of(fd).is_ok_and(|f| f & libc::O_DIRECT != 0);
-    if len >= ASYNC_MIN_LEN && !direct() && !crate::sys::io::is_stream(fd) {
+    if file && !direct() {
         squeue::Flags::ASYNC
     } else {
         squeue::Flags::empty()
