@@ -7,7 +7,7 @@
 //! - [`kernel`]: native kernel AIO (`io_setup`, `io_submit`, `io_getevents`, …), the interface
 //!   libaio wraps, with a safe layer whose requests own their buffers.
 //! - [`posix`]: POSIX AIO (`aio_read`, `aio_suspend`, `lio_listio`, …) on glibc's ABI, run on
-//!   a driver; [`posix_slots`] owns a set of requests and their buffers, for safe use.
+//!   a driver; [`posix::Slots`] owns a set of requests and their buffers, for safe use.
 //! - [`buf`] and [`align`]: owned buffers and the `O_DIRECT` alignment they need.
 //! - [`driver`]: the driver contract (a device's `aio_read`/`aio_write`/`aio_fsync`) and its
 //!   drivers: io_uring, kernel AIO, a thread pool, a RAM disk and a fault injector.
@@ -36,7 +36,6 @@ pub mod file;
 pub mod flags;
 pub mod kernel;
 pub mod posix;
-pub mod posix_slots;
 pub mod rt;
 pub mod sys;
 

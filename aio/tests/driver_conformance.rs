@@ -730,7 +730,8 @@ fn raw_requests_complete_once_with_their_data() {
             };
             out.clear();
             // SAFETY: `blocks` outlives every request (all are reaped below).
-            let reaped = unsafe { d.queue_raw_and_reap(io, 256, &mut out) }.unwrap().unwrap();
+            let reaped =
+                unsafe { d.queue_raw_and_reap(io, 256, &mut out) }.unwrap().into_result().unwrap();
             assert_eq!(reaped, out.len(), "{}", t.name);
             for &(ud, res) in &out {
                 assert!(raw_done.insert(ud, res).is_none(), "{}: {ud} completed twice", t.name);
@@ -777,7 +778,8 @@ fn raw_requests_complete_once_with_their_data() {
             };
             out.clear();
             // SAFETY: `back` outlives the requests, and no one touches it until all are reaped.
-            done += unsafe { d.queue_raw_and_reap(io, 256, &mut out) }.unwrap().unwrap();
+            done +=
+                unsafe { d.queue_raw_and_reap(io, 256, &mut out) }.unwrap().into_result().unwrap();
             assert!(out.iter().all(|&(_, r)| r == u as i64), "{}: {out:?}", t.name);
         }
         for c in reap_n(d, n - done) {

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use aio::posix;
+use aio::posix::{self, Errno};
 use aio::sys::posix::{aiocb, sigval, SIGEV_THREAD};
 
 use common::{pattern, test_dir};
@@ -57,7 +57,7 @@ fn wait(cb: &mut libc::aiocb) {
         assert!(Instant::now() < give_up, "request still in progress after 10 s");
         // SAFETY: a live aiocb.
         match unsafe { posix::aio_suspend(&[ptr(cb).cast_const()], Some(Duration::from_secs(1))) } {
-            Ok(()) | Err(libc::EAGAIN) | Err(libc::EINTR) => {}
+            Ok(()) | Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
             Err(e) => panic!("aio_suspend: errno {e}"),
         }
     }
@@ -196,11 +196,11 @@ fn an_aiocb_in_flight_cannot_be_submitted_again() {
     // SAFETY: the aiocb and buffer outlive the request (waited for below).
     unsafe { posix::aio_read(ptr(&mut read)) }.expect("aio_read");
     // SAFETY: as above; refused without touching the request.
-    assert_eq!(unsafe { posix::aio_read(ptr(&mut read)) }, Err(libc::EINVAL));
+    assert_eq!(unsafe { posix::aio_read(ptr(&mut read)) }, Err(Errno::EINVAL));
     assert_eq!(error(&mut read), libc::EINPROGRESS, "the refusal changed the status");
     // SAFETY: as above.
     let r = unsafe { posix::aio_return(ptr(&mut read)) };
-    assert_eq!(r, Err(libc::EINPROGRESS), "aio_return before completion");
+    assert_eq!(r, Err(Errno::EINPROGRESS), "aio_return before completion");
     (&File::from(w)).write_all(b"z").expect("write to the pipe");
     wait(&mut read);
     assert_eq!(ret(&mut read), 1);
@@ -211,11 +211,11 @@ fn an_aiocb_in_flight_cannot_be_submitted_again() {
 fn never_submitted_aiocbs_are_told_apart() {
     let mut fresh = cb(0, std::ptr::null_mut(), 0, 0);
     // SAFETY: a live, zeroed aiocb.
-    assert_eq!(unsafe { posix::aio_error(ptr(&mut fresh)) }, Err(libc::EINVAL));
+    assert_eq!(unsafe { posix::aio_error(ptr(&mut fresh)) }, Err(Errno::EINVAL));
     // SAFETY: as above.
-    assert_eq!(unsafe { posix::aio_return(ptr(&mut fresh)) }, Err(libc::EINVAL));
+    assert_eq!(unsafe { posix::aio_return(ptr(&mut fresh)) }, Err(Errno::EINVAL));
     // SAFETY: null is allowed and refused.
-    assert_eq!(unsafe { posix::aio_read(std::ptr::null_mut()) }, Err(libc::EINVAL));
+    assert_eq!(unsafe { posix::aio_read(std::ptr::null_mut()) }, Err(Errno::EINVAL));
 }
 
 /// The threads of this process named `name`, with their blocked-signal masks.
@@ -441,7 +441,7 @@ fn a_status_polled_from_another_thread_while_it_completes() {
             while !stop.load(Ordering::Acquire) {
                 // SAFETY: the aiocb lives in the main thread, which joins this one first.
                 match unsafe { posix::aio_error(addr as *const aiocb) } {
-                    Ok(0) | Ok(libc::EINPROGRESS) | Err(libc::EINVAL) => {
+                    Ok(0) | Ok(libc::EINPROGRESS) | Err(Errno::EINVAL) => {
                         seen.fetch_add(1, Ordering::Relaxed);
                     }
                     other => panic!("aio_error while completing: {other:?}"),

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicU8, O
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aio::posix;
+use aio::posix::{self, Errno};
 use aio::sys::posix::{aiocb, sigev_thread, sigval, AIO_ALLDONE, AIO_CANCELED, AIO_NOTCANCELED};
 use aio_testkit::{note, pattern, skip};
 
@@ -90,7 +90,7 @@ fn stress_child() {
         Err(e) => {
             return skip(
                 &format!("posix_stress on {engine}"),
-                &format!("the engine cannot run here: {}", std::io::Error::from_raw_os_error(e)),
+                &format!("the engine cannot run here: {}", e),
             );
         }
     }
@@ -172,7 +172,7 @@ fn wait_all(cbs: &[*const aiocb], progress: &AtomicU64) {
         }
         // SAFETY: live aiocbs.
         match unsafe { posix::aio_suspend(&pending, Some(Duration::from_millis(1))) } {
-            Ok(()) | Err(libc::EAGAIN) | Err(libc::EINTR) => {}
+            Ok(()) | Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
             Err(e) => panic!("aio_suspend: errno {e}"),
         }
         progress.fetch_add(1, Ordering::Relaxed);
@@ -565,7 +565,7 @@ impl Stress {
                     let mode = if rand(2) == 0 { libc::LIO_WAIT } else { libc::LIO_NOWAIT };
                     // SAFETY: the aiocbs and buffers outlive the requests (waited for below).
                     match unsafe { posix::lio_listio(mode, &list, std::ptr::null()) } {
-                        Ok(()) | Err(libc::EINTR) => {}
+                        Ok(()) | Err(Errno::EINTR) => {}
                         Err(e) => panic!("worker {w}: lio_listio: errno {e}"),
                     }
                     let ptrs: Vec<*const aiocb> = list.iter().map(|&p| p.cast_const()).collect();

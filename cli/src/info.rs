@@ -665,9 +665,8 @@ fn path_info(path: &Path) -> Result<PathInfo, Failure> {
     };
     info.engine_buffered = Some(pick(&probe.buffered));
     info.engine_direct = probe.direct.as_ref().ok().map(pick);
-    info.engine_posix = Some(EngineChoice::of(
-        aio::posix::engine_selection().map_err(|e| io::Error::from_raw_os_error(e).to_string()),
-    ));
+    info.engine_posix =
+        Some(EngineChoice::of(aio::posix::engine_selection().map_err(|e| e.to_string())));
     Ok(info)
 }
 

@@ -35,6 +35,10 @@ const NO_WAIT: timespec = timespec { tv_sec: 0, tv_nsec: 0 };
 
 /// `int io_setup(int maxevents, io_context_t *ctxp)`: creates a context for `maxevents`
 /// requests in flight; `*ctxp` must be 0 on entry.
+///
+/// # Safety
+///
+/// `ctxp` is passed to the kernel, which checks it: any value is allowed.
 unsafe extern "C" fn io_setup_0_4(maxevents: c_int, ctxp: *mut aio_context_t) -> c_int {
     // SAFETY: the kernel checks `ctxp` and writes only the new context id there.
     let ret = unsafe { sys::io_setup(maxevents, ctxp) };
@@ -48,6 +52,11 @@ unsafe extern "C" fn io_setup_0_4(maxevents: c_int, ctxp: *mut aio_context_t) ->
 symver!(io_setup_0_4 => "io_setup@@LIBAIO_0.4");
 
 /// `int io_destroy(io_context_t ctx)`: waits for the context's requests and frees it.
+///
+/// # Safety
+///
+/// None beyond the C caller's: no pointer is taken. Destroying a context while
+/// another thread uses it is the caller's race, as with the C libaio.
 unsafe extern "C" fn io_destroy_0_4(ctx: aio_context_t) -> c_int {
     registry::unregister(ctx);
     sys::io_destroy(ctx) as c_int
@@ -56,6 +65,12 @@ symver!(io_destroy_0_4 => "io_destroy@@LIBAIO_0.4");
 
 /// `int io_submit(io_context_t ctx, long nr, struct iocb *ios[])`: queues requests, returning
 /// how many were taken (the first ones), or `-errno` if the first was refused.
+///
+/// # Safety
+///
+/// `ios` holds `nr` pointers to iocbs (the kernel checks them); every buffer an iocb names
+/// stays valid, and untouched if it is read into, until its completion is reaped: the
+/// io_submit(2) contract.
 unsafe extern "C" fn io_submit(ctx: aio_context_t, nr: c_long, ios: *mut *mut iocb) -> c_int {
     if let Some(rules) = crate::faults::rules() {
         // SAFETY: the C caller's io_submit contract.
@@ -76,6 +91,10 @@ symver!(io_submit => "io_submit@@LIBAIO_0.1");
 /// `int io_cancel(io_context_t ctx, struct iocb *iocb, struct io_event *evt)`: current kernels
 /// answer `-EINPROGRESS` when cancellation started (the completion arrives through the ring) and
 /// `-EINVAL` when the request cannot be cancelled.
+///
+/// # Safety
+///
+/// `iocb` and `evt` are passed to the kernel, which checks them.
 unsafe extern "C" fn io_cancel_0_4(
     ctx: aio_context_t,
     iocb: *mut iocb,
@@ -91,6 +110,10 @@ unsafe extern "C" fn io_cancel_0_4(
 symver!(io_cancel_0_4 => "io_cancel@@LIBAIO_0.4");
 
 /// LIBAIO_0.1 `int io_cancel(io_context_t ctx, struct iocb *iocb)`: the old two-argument form.
+///
+/// # Safety
+///
+/// As for `io_cancel` (LIBAIO_0.4).
 unsafe extern "C" fn io_cancel_0_1(ctx: aio_context_t, iocb: *mut iocb) -> c_int {
     let mut event = io_event::default();
     // SAFETY: `event` is a local the kernel may fill; the kernel checks `iocb`.
@@ -100,6 +123,11 @@ symver!(io_cancel_0_1 => "io_cancel@LIBAIO_0.1");
 
 /// `int io_getevents(io_context_t ctx, long min_nr, long nr, struct io_event *events,
 /// struct timespec *timeout)`: see [`crate::reap`].
+///
+/// # Safety
+///
+/// A plausible `events` pointer has room for `nr` events, a plausible non-null `timeout` is
+/// readable (the C API's contract); anything else goes to the kernel, which checks it.
 unsafe extern "C" fn io_getevents_0_4(
     ctx: aio_context_t,
     min_nr: c_long,
@@ -114,6 +142,10 @@ symver!(io_getevents_0_4 => "io_getevents@@LIBAIO_0.4");
 
 /// LIBAIO_0.1 `int io_getevents(io_context_t ctx, long nr, struct io_event *events,
 /// const struct timespec *timeout)`: the old form, waiting for at least one event.
+///
+/// # Safety
+///
+/// As for `io_getevents` (LIBAIO_0.4).
 unsafe extern "C" fn io_getevents_0_1(
     ctx: aio_context_t,
     nr: c_long,
@@ -128,6 +160,10 @@ symver!(io_getevents_0_1 => "io_getevents@LIBAIO_0.1");
 /// `int io_pgetevents(io_context_t ctx, long min_nr, long nr, struct io_event *events,
 /// struct timespec *timeout, sigset_t *sigmask)`: `io_getevents` with `sigmask` (unless null)
 /// installed atomically for the wait.
+///
+/// # Safety
+///
+/// As for `io_getevents`; `sigmask` is null or a `sigset_t` (the kernel checks it).
 unsafe extern "C" fn io_pgetevents(
     ctx: aio_context_t,
     min_nr: c_long,
@@ -144,6 +180,10 @@ symver!(io_pgetevents => "io_pgetevents@@LIBAIO_0.5");
 /// `int io_queue_init(int maxevents, io_context_t *ctxp)`: `io_setup` after zeroing `*ctxp`;
 /// `-EINVAL` for `maxevents <= 0`. (The C libaio writes `*ctxp` unchecked and crashes on a bad
 /// pointer; here an implausible one gets `-EFAULT`, what `io_setup` answers for it.)
+///
+/// # Safety
+///
+/// `ctxp` is a writable `io_context_t` (an implausible pointer gets `-EFAULT`).
 unsafe extern "C" fn io_queue_init(maxevents: c_int, ctxp: *mut aio_context_t) -> c_int {
     if maxevents <= 0 {
         return -libc::EINVAL;
@@ -160,6 +200,10 @@ unsafe extern "C" fn io_queue_init(maxevents: c_int, ctxp: *mut aio_context_t) -
 symver!(io_queue_init => "io_queue_init@@LIBAIO_0.1");
 
 /// `int io_queue_release(io_context_t ctx)`: `io_destroy`.
+///
+/// # Safety
+///
+/// As for `io_destroy`.
 unsafe extern "C" fn io_queue_release(ctx: aio_context_t) -> c_int {
     // SAFETY: io_destroy takes no pointer.
     unsafe { io_destroy_0_4(ctx) }
@@ -174,6 +218,11 @@ symver!(io_queue_release => "io_queue_release@@LIBAIO_0.1");
 /// One at a time, like libaio, so a callback may submit, reap or destroy the context. An event
 /// without a callback (`data` null) ends the run with `-EFAULT`, where the C libaio calls a null
 /// pointer and crashes; that event is consumed.
+///
+/// # Safety
+///
+/// Every completion of `ctx` carries, in `data`, a function of type `io_callback_t` stored by
+/// `io_set_callback` (or null): this calls it, as the C libaio does.
 unsafe extern "C" fn io_queue_run(ctx: aio_context_t) -> c_int {
     loop {
         let mut event = io_event::default();
@@ -197,6 +246,10 @@ symver!(io_queue_run => "io_queue_run@@LIBAIO_0.1");
 /// `int io_queue_wait(io_context_t ctx, struct timespec *timeout)`: as in the C libaio,
 /// `io_getevents(ctx, 0, 0, NULL, timeout)` — it checks the context and the timeout and returns
 /// 0 at once; it does not wait.
+///
+/// # Safety
+///
+/// `timeout` is null or a readable `timespec`.
 unsafe extern "C" fn io_queue_wait_0_4(ctx: aio_context_t, timeout: *const timespec) -> c_int {
     // SAFETY: no events are stored (nr is 0); the timeout is the caller's.
     unsafe { get_events(ctx, 0, 0, std::ptr::null_mut(), timeout, None) as c_int }
@@ -204,6 +257,10 @@ unsafe extern "C" fn io_queue_wait_0_4(ctx: aio_context_t, timeout: *const times
 symver!(io_queue_wait_0_4 => "io_queue_wait@@LIBAIO_0.4");
 
 /// LIBAIO_0.1 `io_queue_wait`: the same.
+///
+/// # Safety
+///
+/// As for `io_queue_wait` (LIBAIO_0.4).
 unsafe extern "C" fn io_queue_wait_0_1(ctx: aio_context_t, timeout: *const timespec) -> c_int {
     // SAFETY: as above.
     unsafe { io_queue_wait_0_4(ctx, timeout) }

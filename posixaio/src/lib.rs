@@ -14,15 +14,15 @@
 
 use std::ffi::{c_char, c_int};
 
-use aio::posix;
+use aio::posix::{self, Errno};
 use aio::sys::posix::{aiocb, aioinit, sigevent};
 
-fn set_errno(e: c_int) {
+fn set_errno(e: Errno) {
     // SAFETY: __errno_location returns this thread's errno, always valid.
-    unsafe { *libc::__errno_location() = e };
+    unsafe { *libc::__errno_location() = e.raw() };
 }
 
-fn ret(r: Result<(), posix::Errno>) -> c_int {
+fn ret(r: Result<(), Errno>) -> c_int {
     match r {
         Ok(()) => 0,
         Err(e) => {
@@ -112,7 +112,7 @@ pub unsafe extern "C" fn aio_suspend(
     timeout: *const libc::timespec,
 ) -> c_int {
     if nent < 0 || (list.is_null() && nent > 0) {
-        set_errno(libc::EINVAL);
+        set_errno(Errno::EINVAL);
         return -1;
     }
     let list = if nent == 0 {
@@ -156,7 +156,7 @@ pub unsafe extern "C" fn lio_listio(
     sig: *mut sigevent,
 ) -> c_int {
     if nent < 0 || (list.is_null() && nent > 0) {
-        set_errno(libc::EINVAL);
+        set_errno(Errno::EINVAL);
         return -1;
     }
     let list = if nent == 0 {
@@ -190,7 +190,7 @@ pub extern "C" fn posixaio_engine() -> *const c_char {
     NAME.get_or_init(|| {
         let text = match posix::engine_selection() {
             Ok(sel) => sel.to_string(),
-            Err(e) => format!("none: {}", std::io::Error::from_raw_os_error(e)),
+            Err(e) => format!("none: {e}"),
         };
         std::ffi::CString::new(text.replace('\0', " ")).unwrap_or_default()
     })

@@ -303,6 +303,28 @@ pub(crate) fn check_offset(op: Op, offset: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// What [`Driver::queue_raw_and_reap`] did with a request it accepted.
+#[derive(Debug)]
+#[must_use = "a start error means the request waits for a later flush"]
+pub struct RawQueued {
+    /// How many completions it moved into `out`.
+    pub reaped: usize,
+    /// Why starting the queued requests failed (no resources in the kernel, …), if it did: the
+    /// request stays accepted and queued, and a later [`Driver::flush`] or
+    /// [`Driver::reap`] starts it.
+    pub start_error: Option<io::Error>,
+}
+
+impl RawQueued {
+    /// `reaped`, or the start error.
+    pub fn into_result(self) -> io::Result<usize> {
+        match self.start_error {
+            Some(e) => Err(e),
+            None => Ok(self.reaped),
+        }
+    }
+}
+
 /// A read or write of one buffer of memory the caller answers for, and nothing for the driver
 /// to give back: how C callers (the POSIX engine) submit, through
 /// [`Driver::queue_raw_and_reap`]. Plain data, so a refusal loses nothing.
@@ -527,8 +549,8 @@ pub unsafe trait Driver: Send + Sync {
     /// buffers, which only `reap` can give back, so the driver keeps them for the next one. A
     /// request queued this way completes exactly once, here or through a later `reap` (with a
     /// buffer that owns nothing). `Err` only when the request was refused (`EAGAIN`: the
-    /// driver is full; or invalid): nothing else happened then. The inner result is the
-    /// reap's: the request stays accepted even if starting it failed.
+    /// driver is full; or invalid): nothing else happened then. Once accepted, the request
+    /// stays accepted even if starting it failed ([`RawQueued::start_error`]).
     ///
     /// The default queues a [`Request`] and flushes, taking nothing; io_uring takes the
     /// request without building one, and reaps, under one lock.
@@ -542,11 +564,11 @@ pub unsafe trait Driver: Send + Sync {
         io: RawIo,
         max: usize,
         out: &mut Vec<(u64, i64)>,
-    ) -> Result<io::Result<usize>, io::Error> {
+    ) -> io::Result<RawQueued> {
         let _ = (max, out);
         // SAFETY: forwarded from the caller.
         self.queue(unsafe { io.into_request() }).map_err(|r| r.error)?;
-        Ok(self.flush().map(|()| 0))
+        Ok(RawQueued { reaped: 0, start_error: self.flush().err() })
     }
 
     /// Waits until completions may be ready to reap, `timeout` passes (`None`: no limit), or
@@ -634,7 +656,7 @@ macro_rules! forward_driver {
                 io: RawIo,
                 max: usize,
                 out: &mut Vec<(u64, i64)>,
-            ) -> Result<io::Result<usize>, io::Error> {
+            ) -> io::Result<RawQueued> {
                 // SAFETY: forwarded from the caller.
                 unsafe { (**self).queue_raw_and_reap(io, max, out) }
             }

@@ -22,7 +22,9 @@ use io_uring::{opcode, squeue, types, IoUring};
 use slab::Slab;
 
 use super::inline::{Attempt, Inline};
-use super::{Buf, CancelOutcome, Completion, Driver, InlineStats, Op, RawIo, Rejected, Request};
+use super::{
+    Buf, CancelOutcome, Completion, Driver, InlineStats, Op, RawIo, RawQueued, Rejected, Request,
+};
 use crate::buf::{AlignedBuf, IoBuf, IoBufMut};
 use crate::deadline::deadline;
 use crate::EventFd;
@@ -710,7 +712,7 @@ unsafe impl Driver for UringDriver {
         io: RawIo,
         max: usize,
         out: &mut Vec<(u64, i64)>,
-    ) -> Result<io::Result<usize>, io::Error> {
+    ) -> io::Result<RawQueued> {
         super::check_offset(io.op(), io.offset)?;
         let prio = io.ioprio.map_or(0, |p| p.raw());
         let slot = self.file_slot(io.fd);
@@ -728,12 +730,12 @@ unsafe impl Driver for UringDriver {
         }
         self.accepted();
         if let Err(e) = self.flush_for_reap(&mut inner) {
-            return Ok(Err(e));
+            return Ok(RawQueued { reaped: 0, start_error: Some(e) });
         }
         self.run_taskrun();
         let n = self.harvest(&mut inner, max, Sink::Raw(out));
         self.reaped(n);
-        Ok(Ok(n))
+        Ok(RawQueued { reaped: n, start_error: None })
     }
 
     fn reap(

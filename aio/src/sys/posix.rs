@@ -9,6 +9,7 @@
 
 use std::io;
 use std::mem::{align_of, offset_of, size_of};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -387,62 +388,141 @@ unsafe fn reserved_u32<'a>(cb: *mut aiocb, offset: usize) -> &'a AtomicU32 {
     }
 }
 
-/// Reads the public fields of `cb`.
+/// A program's `struct aiocb`, seen through the only door this library uses: every read of its
+/// fields and every write of the status and bookkeeping this library keeps in it goes through
+/// this view, so the path of one request reads top to bottom in the POSIX engine.
 ///
-/// # Safety
-///
-/// `cb` must point at a readable `aiocb`.
-pub unsafe fn aiocb_fields(cb: *const aiocb) -> AiocbFields {
-    // SAFETY: the caller guarantees `cb` is readable; these fields belong to the program and
-    // are not written by us.
-    unsafe {
-        AiocbFields {
-            fildes: (*cb).aio_fildes,
-            lio_opcode: (*cb).aio_lio_opcode,
-            reqprio: (*cb).aio_reqprio,
-            buf: (*cb).aio_buf,
-            nbytes: (*cb).aio_nbytes,
-            offset: (*cb).aio_offset,
+/// What the library keeps in the aiocb (besides the status fields glibc uses too) lives in
+/// `__glibc_reserved`, which glibc leaves unused: a mark saying this library submitted it, the
+/// key of its request, the fork generation that submitted it, and the aiocb's own address (so a
+/// copy of an aiocb in flight is told from the original). Those words and the status are read
+/// and written atomically; the program's own fields are only read.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct AiocbRef(NonNull<aiocb>);
+
+// SAFETY: a view is an address; what it reaches is either only read (the program's fields,
+// which the program must not change while a request is in flight) or accessed atomically.
+unsafe impl Send for AiocbRef {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for AiocbRef {}
+
+impl AiocbRef {
+    /// A view of `cb`, or `None` if it is null.
+    ///
+    /// # Safety
+    ///
+    /// A non-null `cb` must point at an `aiocb` that stays readable for as long as the view (or
+    /// a copy) is used, and writable whenever a method that writes is called: the POSIX
+    /// contract for an aiocb handed to `aio_read` and the others, valid until its request has
+    /// completed and its status been taken.
+    pub unsafe fn new(cb: *const aiocb) -> Option<AiocbRef> {
+        NonNull::new(cb.cast_mut()).map(AiocbRef)
+    }
+
+    /// The aiocb's address.
+    pub fn as_ptr(self) -> *mut aiocb {
+        self.0.as_ptr()
+    }
+
+    /// Reads the program's fields, as at submission.
+    pub fn fields(self) -> AiocbFields {
+        let cb = self.as_ptr();
+        // SAFETY: readable (the constructor's contract); these fields belong to the program
+        // and are never written here.
+        unsafe {
+            AiocbFields {
+                fildes: (*cb).aio_fildes,
+                lio_opcode: (*cb).aio_lio_opcode,
+                reqprio: (*cb).aio_reqprio,
+                buf: (*cb).aio_buf,
+                nbytes: (*cb).aio_nbytes,
+                offset: (*cb).aio_offset,
+            }
         }
     }
-}
 
-/// Publishes a request's status: the return value first, then the error code with release
-/// ordering, so a reader that sees the error code (acquire) sees the return value too. Also
-/// marks the aiocb as submitted here.
-///
-/// # Safety
-///
-/// `cb` must point at a writable `aiocb` whose status fields no one else writes meanwhile.
-pub unsafe fn aiocb_set_status(cb: *mut aiocb, ret: isize, error: i32) {
-    use std::sync::atomic::{AtomicI32, AtomicIsize, Ordering};
-    // SAFETY: the fields are aligned and inside the caller's aiocb; concurrent readers use
-    // atomic loads too (`aiocb_status`).
-    unsafe {
-        reserved_u64(cb, 0).store(SUBMITTED_WORD, Ordering::Relaxed);
-        AtomicIsize::from_ptr(&raw mut (*cb).__return_value).store(ret, Ordering::Relaxed);
-        AtomicI32::from_ptr(&raw mut (*cb).__error_code).store(error, Ordering::Release);
+    /// `aio_fildes`.
+    pub fn fildes(self) -> i32 {
+        // SAFETY: readable (the constructor's contract); a field of the program's.
+        unsafe { (*self.as_ptr()).aio_fildes }
     }
-}
 
-/// A request's status: `(error code, return value)`, or `None` if this library never
-/// submitted the aiocb.
-///
-/// # Safety
-///
-/// `cb` must point at a readable `aiocb`.
-pub unsafe fn aiocb_status(cb: *const aiocb) -> Option<(i32, isize)> {
-    use std::sync::atomic::{AtomicI32, AtomicIsize, Ordering};
-    // SAFETY: as for `aiocb_set_status`; only reads.
-    unsafe {
-        if reserved_u64(cb.cast_mut(), 0).load(Ordering::Relaxed) != SUBMITTED_WORD {
+    /// A copy of `aio_sigevent`, how the program asks to be told of completion.
+    pub fn sigevent(self) -> sigevent {
+        // SAFETY: readable (the constructor's contract); a field of the program's.
+        unsafe { (*self.as_ptr()).aio_sigevent }
+    }
+
+    /// The 8 bytes at `offset` of `__glibc_reserved`.
+    fn word(self, offset: usize) -> &'static AtomicU64 {
+        // SAFETY: a valid aiocb (the constructor's contract). The `'static` does not leave this
+        // type: every caller uses the atomic within the call.
+        unsafe { reserved_u64(self.as_ptr(), offset) }
+    }
+
+    /// Publishes a request's status: the return value first, then the error code with release
+    /// ordering, so a reader that sees the error code (acquire) sees the return value too. Also
+    /// marks the aiocb as submitted here.
+    pub fn set_status(self, ret: isize, error: i32) {
+        use std::sync::atomic::{AtomicI32, AtomicIsize};
+        let cb = self.as_ptr();
+        self.word(0).store(SUBMITTED_WORD, Ordering::Relaxed);
+        // SAFETY: aligned fields inside a writable aiocb (the constructor's contract); every
+        // reader loads them atomically (`status`).
+        unsafe {
+            AtomicIsize::from_ptr(&raw mut (*cb).__return_value).store(ret, Ordering::Relaxed);
+            AtomicI32::from_ptr(&raw mut (*cb).__error_code).store(error, Ordering::Release);
+        }
+    }
+
+    /// The status as stored: `(error code, return value)`, or `None` if this library never
+    /// submitted the aiocb. Takes no lock and allocates nothing (`aio_error` and `aio_return`
+    /// are async-signal-safe through it).
+    pub fn status(self) -> Option<(i32, isize)> {
+        use std::sync::atomic::{AtomicI32, AtomicIsize};
+        if self.word(0).load(Ordering::Relaxed) != SUBMITTED_WORD {
             return None;
         }
-        let error =
-            AtomicI32::from_ptr(&raw const (*cb).__error_code as *mut i32).load(Ordering::Acquire);
-        let ret = AtomicIsize::from_ptr(&raw const (*cb).__return_value as *mut isize)
-            .load(Ordering::Relaxed);
-        Some((error, ret))
+        let cb = self.as_ptr();
+        // SAFETY: as for `set_status`; only loads.
+        unsafe {
+            let error = AtomicI32::from_ptr(&raw mut (*cb).__error_code).load(Ordering::Acquire);
+            let ret = AtomicIsize::from_ptr(&raw mut (*cb).__return_value).load(Ordering::Relaxed);
+            Some((error, ret))
+        }
+    }
+
+    /// Records, as a request is accepted, its key (bytes 8 to 16, so the aiocb leads to its
+    /// request without a search), then [`AiocbRef::set_origin`].
+    pub fn claim(self, key: usize, stamp: u32) {
+        self.word(8).store(key as u64, Ordering::Relaxed);
+        self.set_origin(stamp);
+    }
+
+    /// The key stored by [`AiocbRef::claim`]: garbage if none was, and a copy of the aiocb
+    /// carries it too, so the caller checks it against its table.
+    pub fn key(self) -> usize {
+        self.word(8).load(Ordering::Relaxed) as usize
+    }
+
+    /// Records the fork generation of the submitting process (bytes 16 to 20) and the aiocb's
+    /// own address (bytes 24 to 32).
+    pub fn set_origin(self, stamp: u32) {
+        // SAFETY: a writable aiocb (the constructor's contract), 4-aligned offset.
+        unsafe { reserved_u32(self.as_ptr(), 16) }.store(stamp, Ordering::Relaxed);
+        self.word(24).store(self.as_ptr() as u64, Ordering::Relaxed);
+    }
+
+    /// The fork generation stored by [`AiocbRef::set_origin`].
+    pub fn stamp(self) -> u32 {
+        // SAFETY: a readable aiocb (the constructor's contract); only loads.
+        unsafe { reserved_u32(self.as_ptr(), 16) }.load(Ordering::Relaxed)
+    }
+
+    /// Whether this is a copy of an aiocb this library stamped (by memcpy, elsewhere), not the
+    /// aiocb itself.
+    pub fn is_copy(self) -> bool {
+        self.word(24).load(Ordering::Relaxed) != self.as_ptr() as u64
     }
 }
 
@@ -451,50 +531,6 @@ pub unsafe fn aiocb_status(cb: *const aiocb) -> Option<(i32, isize)> {
 pub fn is_own_thread(tid: libc::pid_t) -> bool {
     // SAFETY: signal 0 only checks that the thread exists; no pointers.
     unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, 0) == 0 }
-}
-
-/// Records which request of this library's an aiocb belongs to, in bytes 8 to 16 of
-/// `__glibc_reserved` (after the submitted mark), so the aiocb leads to its request without a
-/// table lookup. Read back by [`aiocb_key`]; a copy of the aiocb elsewhere carries the key
-/// but not the address, which the caller checks too.
-///
-/// # Safety
-///
-/// `cb` must point at a writable `aiocb` no one else writes meanwhile.
-pub unsafe fn aiocb_set_key(cb: *mut aiocb, key: usize) {
-    // SAFETY: the caller's aiocb, valid for the call.
-    unsafe { reserved_u64(cb, 8) }.store(key as u64, Ordering::Relaxed);
-}
-
-/// The key stored by [`aiocb_set_key`] (garbage if none was: check it).
-///
-/// # Safety
-///
-/// `cb` must point at a readable `aiocb`.
-pub unsafe fn aiocb_key(cb: *const aiocb) -> usize {
-    // SAFETY: the caller's aiocb, valid for the call; only read.
-    unsafe { reserved_u64(cb.cast_mut(), 8) }.load(Ordering::Relaxed) as usize
-}
-
-/// Records, in bytes 16 to 20 of `__glibc_reserved`, the fork generation of the process that
-/// submitted the aiocb's request (see [`aiocb_stamp`]).
-///
-/// # Safety
-///
-/// `cb` must point at a writable `aiocb` no one else writes meanwhile.
-pub unsafe fn aiocb_set_stamp(cb: *mut aiocb, stamp: u32) {
-    // SAFETY: the caller's aiocb, valid for the call.
-    unsafe { reserved_u32(cb, 16) }.store(stamp, Ordering::Relaxed);
-}
-
-/// The stamp stored by [`aiocb_set_stamp`].
-///
-/// # Safety
-///
-/// `cb` must point at a readable `aiocb`.
-pub unsafe fn aiocb_stamp(cb: *const aiocb) -> u32 {
-    // SAFETY: the caller's aiocb, valid for the call; only read.
-    unsafe { reserved_u32(cb.cast_mut(), 16) }.load(Ordering::Relaxed)
 }
 
 /// The calling thread's signal mask, replaced by one blocking every signal until this is
@@ -577,26 +613,4 @@ pub fn check_user_range(addr: usize, len: usize, write: bool) -> Result<(), i32>
         Some(e) => Err(e.raw_os_error().unwrap_or(libc::EINVAL)),
         None => Ok(()),
     }
-}
-
-/// Records the aiocb's own address in bytes 24 to 32 of `__glibc_reserved`, so that a copy of
-/// an aiocb in flight (which carries the submitted mark and the key) is told from the original:
-/// see [`aiocb_owner`].
-///
-/// # Safety
-///
-/// `cb` must point at a writable `aiocb` no one else writes meanwhile.
-pub unsafe fn aiocb_set_owner(cb: *mut aiocb) {
-    // SAFETY: the caller's aiocb, valid for the call.
-    unsafe { reserved_u64(cb, 24) }.store(cb as u64, Ordering::Relaxed);
-}
-
-/// The address stored by [`aiocb_set_owner`].
-///
-/// # Safety
-///
-/// `cb` must point at a readable `aiocb`.
-pub unsafe fn aiocb_owner(cb: *const aiocb) -> usize {
-    // SAFETY: the caller's aiocb, valid for the call; only read.
-    unsafe { reserved_u64(cb.cast_mut(), 24) }.load(Ordering::Relaxed) as usize
 }

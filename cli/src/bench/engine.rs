@@ -7,7 +7,7 @@
 //!   contract says: queue until the depth is reached, reap whatever has completed (at least
 //!   one), queue that many again. Buffers go into each request and come back with its
 //!   completion.
-//! - `posix`: [`aio::posix`] through [`aio::posix_slots::Slots`]: `aio_read`/`aio_write` on
+//! - `posix`: [`aio::posix`] through [`aio::posix::Slots`]: `aio_read`/`aio_write` on
 //!   `aiocb`s kept in flight, `aio_suspend` to wait, `aio_error` and `aio_return` to collect,
 //!   as a POSIX AIO program does.
 //! - `file`: [`aio::File`]: `read_at`/`write_at` futures, `--iodepth` of them in flight in one
@@ -37,7 +37,8 @@ use aio::driver::{
     Buf, Completion, Driver, KernelDriver, KernelOptions, PoolDriver, PoolOptions, Request,
     UringDriver, UringOptions,
 };
-use aio::posix_slots::{Slots, Status as PosixStatus};
+use aio::posix::slots::{Slots, Status as PosixStatus};
+use aio::posix::Errno;
 use aio::{AlignedBuf, IoBuf, Reactor, Slice};
 use hdrhistogram::Histogram;
 
@@ -103,7 +104,7 @@ impl EngineKind {
             }
             EngineKind::Posix => match aio::posix::engine_selection() {
                 Ok(sel) => format!("aio::posix (aio_read/aio_suspend) on {sel}"),
-                Err(e) => format!("aio::posix ({})", io::Error::from_raw_os_error(e)),
+                Err(e) => format!("aio::posix ({})", e),
             },
             EngineKind::File => match new_file_driver(job) {
                 Ok((_, sel)) => format!(
@@ -123,9 +124,9 @@ impl EngineKind {
         match self {
             EngineKind::Uring => new_uring(job).map(drop),
             EngineKind::Kernel => new_kernel(job).map(drop),
-            EngineKind::Posix => aio::posix::engine_selection()
-                .map(drop)
-                .map_err(|e| format!("POSIX AIO: {}", io::Error::from_raw_os_error(e))),
+            EngineKind::Posix => {
+                aio::posix::engine_selection().map(drop).map_err(|e| format!("POSIX AIO: {}", e))
+            }
             EngineKind::File => new_file_driver(job).map(drop),
             EngineKind::Pool | EngineKind::Sync => Ok(()),
         }
@@ -625,14 +626,14 @@ fn run_posix(ctx: &ThreadCtx<'_>, budget: Budget) -> Result<Stats, String> {
             };
             match r {
                 Ok(()) => {}
-                Err(libc::EAGAIN) if slots.in_flight() > 0 => {
+                Err(Errno::EAGAIN) if slots.in_flight() > 0 => {
                     free.push(slot);
                     break;
                 }
                 Err(e) => {
                     free.push(slot);
                     let what = if write { "aio_write" } else { "aio_read" };
-                    return Err(format!("{who}: {what}: {}", io::Error::from_raw_os_error(e)));
+                    return Err(format!("{who}: {what}: {}", e));
                 }
             }
         }
@@ -640,17 +641,15 @@ fn run_posix(ctx: &ThreadCtx<'_>, budget: Budget) -> Result<Stats, String> {
             return Ok(stats);
         }
         match slots.suspend(None) {
-            Ok(()) | Err(libc::EINTR) | Err(libc::EAGAIN) => {}
-            Err(e) => {
-                return Err(format!("{who}: aio_suspend: {}", io::Error::from_raw_os_error(e)))
-            }
+            Ok(()) | Err(Errno::EINTR) | Err(Errno::EAGAIN) => {}
+            Err(e) => return Err(format!("{who}: aio_suspend: {}", e)),
         }
         let now = Instant::now();
         for slot in 0..qd {
             let res = match slots.status(slot) {
                 PosixStatus::Idle | PosixStatus::InProgress => continue,
                 PosixStatus::Done(Ok(n)) => n as i64,
-                PosixStatus::Done(Err(e)) => -i64::from(e),
+                PosixStatus::Done(Err(e)) => -i64::from(e.raw()),
             };
             free.push(slot);
             let (write, offset) = meta[slot];

@@ -9,7 +9,7 @@
 //! ```no_run
 //! use std::fs::File;
 //! use std::os::fd::AsFd;
-//! use aio::posix_slots::{Slots, Status};
+//! use aio::posix::slots::{Slots, Status};
 //! use aio::AlignedBuf;
 //!
 //! let file = File::open("/etc/hostname")?;
@@ -33,7 +33,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::ptr::{null, NonNull};
 use std::time::Duration;
 
-use crate::posix::{self, Errno};
+use super::Errno;
 use crate::sys::posix::aiocb;
 use crate::AlignedBuf;
 
@@ -184,9 +184,9 @@ impl Slots {
     ) -> Result<(), Errno> {
         let cb = self.cb(i);
         if self.is_in_flight(i) || len > self.bufs[i].capacity() {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
-        let offset = i64::try_from(offset).map_err(|_| libc::EINVAL)?;
+        let offset = i64::try_from(offset).map_err(|_| Errno::EINVAL)?;
         let buf = self.bufs[i].as_full_mut_slice().as_mut_ptr();
         let mut new = zeroed_aiocb();
         new.aio_fildes = fd.as_raw_fd();
@@ -202,9 +202,9 @@ impl Slots {
         // request in flight before freeing them.
         let r = unsafe {
             if write {
-                posix::aio_write(cb)
+                super::aio_write(cb)
             } else {
-                posix::aio_read(cb)
+                super::aio_read(cb)
             }
         };
         r?;
@@ -222,18 +222,20 @@ impl Slots {
             return Status::Idle;
         }
         // SAFETY: `cb` is slot `i`'s aiocb, submitted and alive (owned by `self`).
-        let error = match unsafe { posix::aio_error(cb) } {
+        let error = match unsafe { super::aio_error(cb) } {
             Ok(libc::EINPROGRESS) => return Status::InProgress,
-            Ok(e) | Err(e) => e,
+            Ok(e) => e,
+            Err(e) => e.raw(),
         };
         // SAFETY: as above; the request is complete, so its result can be taken.
-        let ret = unsafe { posix::aio_return(cb) };
+        let ret = unsafe { super::aio_return(cb) };
         self.list[i] = null();
         self.in_flight -= 1;
         Status::Done(match (error, ret) {
             (0, Ok(n)) if n >= 0 => Ok(n as usize),
-            (0, Ok(_)) => Err(libc::EIO),
-            (0, Err(e)) | (e, _) => Err(e),
+            (0, Ok(_)) => Err(Errno::EIO),
+            (0, Err(e)) => Err(e),
+            (e, _) => Err(Errno::from_raw(e)),
         })
     }
 
@@ -242,7 +244,7 @@ impl Slots {
     /// once if one is complete, or if none is in flight.
     pub fn suspend(&self, timeout: Option<Duration>) -> Result<(), Errno> {
         // SAFETY: the list holds null or aiocbs of `self` that were submitted and are alive.
-        unsafe { posix::aio_suspend(&self.list, timeout) }
+        unsafe { super::aio_suspend(&self.list, timeout) }
     }
 
     /// `aio_cancel` of slot `i`'s request: `AIO_CANCELED` (it will complete with `ECANCELED`),
@@ -254,14 +256,14 @@ impl Slots {
             return Ok(crate::sys::posix::AIO_ALLDONE);
         }
         // SAFETY: `cb` is slot `i`'s aiocb, submitted on `self.fds[i]` and alive in `self`.
-        unsafe { posix::aio_cancel(self.fds[i], cb) }
+        unsafe { super::aio_cancel(self.fds[i], cb) }
     }
 
     /// Waits until no request is in flight, taking (and dropping) their results.
     fn wait_all(&mut self) {
         while self.in_flight > 0 {
             match self.suspend(Some(Duration::from_millis(100))) {
-                Ok(()) | Err(libc::EAGAIN) | Err(libc::EINTR) => {}
+                Ok(()) | Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
                 // Not a wait: do not spin on it.
                 Err(_) => std::thread::sleep(Duration::from_millis(1)),
             }
@@ -317,7 +319,7 @@ mod tests {
             }
             assert!(slots.is_in_flight(i));
             match slots.suspend(Some(Duration::from_secs(10))) {
-                Ok(()) | Err(libc::EINTR) => {}
+                Ok(()) | Err(Errno::EINTR) => {}
                 Err(e) => panic!("aio_suspend: {e}"),
             }
         }
@@ -353,21 +355,21 @@ mod tests {
         let data = pattern(BS, 3);
         slots.buf_mut(1).expect("idle").as_full_mut_slice().copy_from_slice(&data);
         slots.submit_write(1, file.as_fd(), BS as u64, BS).expect("aio_write");
-        assert_eq!(slots.submit_write(1, file.as_fd(), 0, BS), Err(libc::EINVAL), "in flight");
+        assert_eq!(slots.submit_write(1, file.as_fd(), 0, BS), Err(Errno::EINVAL), "in flight");
         assert_eq!(wait(&mut slots, 1), Ok(BS));
         let mut back = vec![0u8; BS];
         file.read_exact_at(&mut back, BS as u64).expect("read back");
         assert_eq!(back, data);
 
-        assert_eq!(slots.submit_read(0, file.as_fd(), 0, BS + 1), Err(libc::EINVAL));
-        assert_eq!(slots.submit_read(0, file.as_fd(), u64::MAX, BS), Err(libc::EINVAL));
+        assert_eq!(slots.submit_read(0, file.as_fd(), 0, BS + 1), Err(Errno::EINVAL));
+        assert_eq!(slots.submit_read(0, file.as_fd(), u64::MAX, BS), Err(Errno::EINVAL));
         // A read of a descriptor open for writing only fails in its status.
         let wronly = std::fs::OpenOptions::new()
             .write(true)
             .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
             .expect("reopen for writing");
         slots.submit_read(0, wronly.as_fd(), 0, BS).expect("aio_read");
-        assert_eq!(wait(&mut slots, 0), Err(libc::EBADF));
+        assert_eq!(wait(&mut slots, 0), Err(Errno::EBADF));
     }
 
     #[test]
@@ -404,7 +406,7 @@ mod tests {
         assert_eq!(slots.status(0), Status::InProgress);
         let r = slots.cancel(0).expect("aio_cancel");
         assert_eq!(r, crate::sys::posix::AIO_CANCELED);
-        assert_eq!(wait(&mut slots, 0), Err(libc::ECANCELED));
+        assert_eq!(wait(&mut slots, 0), Err(Errno::ECANCELED));
         assert_eq!(slots.cancel(0), Ok(crate::sys::posix::AIO_ALLDONE));
     }
 }
