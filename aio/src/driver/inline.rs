@@ -324,17 +324,19 @@ mod tests {
         let file = std::fs::File::open(&path).unwrap();
         file.sync_all().unwrap();
         let evict = || {
-            // SAFETY: advice on our own descriptor; no memory is passed.
-            let r =
-                unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-            assert_eq!(r, 0);
+            crate::sys::fs::fadvise(
+                std::os::fd::AsFd::as_fd(&file),
+                0,
+                0,
+                libc::POSIX_FADV_DONTNEED,
+            )
+            .unwrap()
         };
         evict();
         // No readahead: a miss reads only its own page (in the background), so the other
         // offsets stay cold.
-        // SAFETY: as above.
-        let r = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
-        assert_eq!(r, 0);
+        crate::sys::fs::fadvise(std::os::fd::AsFd::as_fd(&file), 0, 0, libc::POSIX_FADV_RANDOM)
+            .unwrap();
         let on = Inline::new(true);
         let mut buf = vec![0u8; 4096];
         let mut tries = |n: usize| {

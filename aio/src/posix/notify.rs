@@ -44,8 +44,7 @@ impl Notify {
                 if ev.sigev_notify == abi::SIGEV_SIGNAL {
                     Notify::Signal { signo: ev.sigev_signo, value: ev.sigev_value }
                 } else {
-                    // SAFETY: for SIGEV_THREAD_ID the union holds the thread id.
-                    let tid = unsafe { ev.sigev_un.tid };
+                    let tid = ev.thread_id();
                     if tid <= 0 || !abi::is_own_thread(tid) {
                         return Err(Errno::EINVAL);
                     }
@@ -53,8 +52,7 @@ impl Notify {
                 }
             }
             abi::SIGEV_THREAD => {
-                // SAFETY: for SIGEV_THREAD the union holds the function and attributes.
-                let t = unsafe { ev.sigev_un.thread };
+                let t = ev.thread();
                 match t.function {
                     Some(function) => {
                         Notify::Thread { function, value: ev.sigev_value, attributes: t.attributes }

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::notify::Notify;
-use super::runtime::{runtime, AfterUnlock, Reaper, FORK_STAMP, RUNTIME, STATS};
+use super::runtime::{current, runtime, AfterUnlock, Reaper, FORK_STAMP, STATS};
 use super::table::{AioOp, List};
 #[cfg(doc)]
 use super::AIO_MAX;
@@ -134,10 +134,8 @@ pub(super) fn status_of(cb: AiocbRef) -> Option<(i32, isize)> {
 
 /// Lets the engine know a request was seen in progress (see `Runtime::nudge`).
 fn nudge() {
-    let p = RUNTIME.load(Ordering::Acquire);
-    if !p.is_null() {
-        // SAFETY: engines are leaked boxes, never freed.
-        unsafe { &*p }.nudge();
+    if let Some(rt) = current() {
+        rt.nudge();
     }
 }
 

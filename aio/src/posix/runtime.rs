@@ -139,6 +139,8 @@ pub(super) static RUNTIME: AtomicPtr<Runtime> = AtomicPtr::new(std::ptr::null_mu
 pub(super) static RUNTIME_INIT: Mutex<()> = Mutex::new(());
 pub(super) static CONFIG: Mutex<Option<aioinit>> = Mutex::new(None);
 pub(super) static AT_FORK: Once = Once::new();
+/// Whether the fork handler is registered.
+static FORK_HANDLER: AtomicBool = AtomicBool::new(false);
 /// Counts the forks this process descends from since the engine first started (in the child):
 /// an aiocb stamped with an older count was submitted by a parent, and never completes here.
 pub(super) static FORK_STAMP: AtomicU32 = AtomicU32::new(0);
@@ -146,13 +148,7 @@ pub(super) static FORK_STAMP: AtomicU32 = AtomicU32::new(0);
 pub(super) static STATS: Stats = Stats::new();
 
 extern "C" fn print_stats() {
-    let p = RUNTIME.load(Ordering::Acquire);
-    let engine = if p.is_null() {
-        "no engine".to_string()
-    } else {
-        // SAFETY: engines are leaked boxes, never freed.
-        unsafe { &*p }.description()
-    };
+    let engine = current().map_or_else(|| "no engine".to_string(), Runtime::description);
     STATS.print("libposixaio", &engine);
 }
 
@@ -166,28 +162,41 @@ extern "C" fn forget_engine_in_child() {
     STATS.reset();
 }
 
+/// The runtime, if it was started (in this process: a child of `fork` starts its own).
+/// Async-signal-safe: one atomic load.
+#[inline]
+pub(super) fn current() -> Option<&'static Runtime> {
+    let p = RUNTIME.load(Ordering::Acquire);
+    // SAFETY: a non-null pointer is a leaked box, never freed.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+/// The runtime, started on first use.
 #[inline]
 pub(super) fn runtime() -> Result<&'static Runtime, Errno> {
-    let p = RUNTIME.load(Ordering::Acquire);
-    if !p.is_null() {
-        // SAFETY: engines are leaked boxes, never freed.
-        return Ok(unsafe { &*p });
+    match current() {
+        Some(rt) => Ok(rt),
+        None => start_runtime(),
     }
-    start_runtime()
 }
 
 #[cold]
 pub(super) fn start_runtime() -> Result<&'static Runtime, Errno> {
     let _init = lock(&RUNTIME_INIT);
-    let p = RUNTIME.load(Ordering::Acquire);
-    if !p.is_null() {
-        // SAFETY: as above.
-        return Ok(unsafe { &*p });
+    if let Some(rt) = current() {
+        return Ok(rt);
     }
     AT_FORK.call_once(|| {
-        // SAFETY: registers a child handler that only stores to an atomic.
-        unsafe { libc::pthread_atfork(None, None, Some(forget_engine_in_child)) };
+        // The handler only stores to atomics. Without it (no memory) a child would see the
+        // parent's requests as its own: refuse to start instead.
+        FORK_HANDLER.store(
+            crate::sys::proc::at_fork_child(forget_engine_in_child).is_ok(),
+            Ordering::SeqCst,
+        );
     });
+    if !FORK_HANDLER.load(Ordering::SeqCst) {
+        return Err(Errno::ENOMEM);
+    }
     let cfg = (*lock(&CONFIG)).unwrap_or_default();
     let mut opts = driver::SelectOptions::default();
     let num = if cfg.aio_num > 0 { cfg.aio_num as usize } else { 4096 };
@@ -220,8 +229,8 @@ pub(super) fn start_runtime() -> Result<&'static Runtime, Errno> {
         }
     };
     if STATS.on() && !STATS_AT_EXIT.swap(true, Ordering::SeqCst) {
-        // SAFETY: registers a handler that only reads counters and writes one line.
-        unsafe { libc::atexit(print_stats) };
+        // Without room for the handler, the statistics are not printed: nothing else is lost.
+        let _ = crate::sys::proc::at_exit(print_stats);
     }
     let block_signals = selection.engine != driver::Engine::Uring;
     let kick =
@@ -695,20 +704,10 @@ impl AfterUnlock {
 
 /// How the engine's inline path served requests so far (zeros before the engine starts).
 pub fn inline_stats() -> driver::InlineStats {
-    let p = RUNTIME.load(Ordering::Acquire);
-    if p.is_null() {
-        return driver::InlineStats::default();
-    }
-    // SAFETY: engines are leaked boxes, never freed.
-    unsafe { &*p }.driver.inline_stats()
+    current().map(|rt| rt.driver.inline_stats()).unwrap_or_default()
 }
 
 /// Requests in flight in this process (queued and not yet completed).
 pub fn in_flight() -> usize {
-    let p = RUNTIME.load(Ordering::Acquire);
-    if p.is_null() {
-        return 0;
-    }
-    // SAFETY: engines are leaked boxes, never freed.
-    unsafe { &*p }.state().reqs.len()
+    current().map_or(0, |rt| rt.state().reqs.len())
 }

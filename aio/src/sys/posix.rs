@@ -67,6 +67,22 @@ pub struct sigevent {
     pub sigev_un: sigev_un,
 }
 
+impl sigevent {
+    /// `_tid`: the thread `SIGEV_THREAD_ID` names (meaningless for the other kinds).
+    pub fn thread_id(&self) -> libc::pid_t {
+        // SAFETY: every bit pattern of the union's first 4 bytes is a valid `pid_t`.
+        unsafe { self.sigev_un.tid }
+    }
+
+    /// `_sigev_thread`: what `SIGEV_THREAD` runs (meaningless for the other kinds).
+    pub fn thread(&self) -> sigev_thread {
+        // SAFETY: every bit pattern is valid for both fields: null is `None`, any other value
+        // a function pointer (called only through `start_notify_thread`, whose caller
+        // vouches for it), and the attributes pointer is only passed on.
+        unsafe { self.sigev_un.thread }
+    }
+}
+
 /// The union at the end of `struct sigevent`.
 #[repr(C)]
 #[derive(Clone, Copy)]

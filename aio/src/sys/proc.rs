@@ -100,3 +100,23 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
     }
     Ok(rl.rlim_cur)
 }
+
+/// `pthread_atfork(NULL, NULL, child)`: `child` runs in the child process after every `fork`,
+/// before `fork` returns there. It must do only what is async-signal-safe (the child has one
+/// thread, and other threads' locks may be held forever).
+pub fn at_fork_child(child: extern "C" fn()) -> io::Result<()> {
+    // SAFETY: registers a function pointer; no memory is handed over.
+    match unsafe { libc::pthread_atfork(None, None, Some(child)) } {
+        0 => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// `atexit(handler)`: `handler` runs when the process exits normally.
+pub fn at_exit(handler: extern "C" fn()) -> io::Result<()> {
+    // SAFETY: registers a function pointer; no memory is handed over.
+    match unsafe { libc::atexit(handler) } {
+        0 => Ok(()),
+        _ => Err(io::Error::new(io::ErrorKind::OutOfMemory, "atexit: no room for a handler")),
+    }
+}
