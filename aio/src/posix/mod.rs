@@ -13,8 +13,11 @@
 //! # Where things are
 //!
 //! - `ops`: the nine operations, each reading top to bottom;
-//! - `runtime`: the engine behind them — setup and selection, submission to the driver,
-//!   completion processing (the reaper role) and statistics;
+//! - `runtime`: the engine behind them, set up on first use (the driver chosen, faults and
+//!   statistics applied, fork and exit handled);
+//! - `submit`: a request into the table and to the driver, or held, or refused; the inline
+//!   path;
+//! - `complete`: the reaper role, a request's end, and what follows the state lock's release;
 //! - `table`: the request table (each request in flight, per-descriptor write ordering,
 //!   `lio_listio` lists);
 //! - `wait`: waiting with signals handled, and the helper thread;
@@ -68,11 +71,13 @@
 //! [`Driver::try_now_raw`]: crate::driver::Driver::try_now_raw
 //! [`select_shared`]: crate::driver::select_shared
 
+mod complete;
 mod errno;
 mod notify;
 mod ops;
 mod runtime;
 pub mod slots;
+mod submit;
 mod table;
 mod wait;
 

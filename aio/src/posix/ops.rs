@@ -4,8 +4,9 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::complete::{AfterUnlock, Reaper};
 use super::notify::Notify;
-use super::runtime::{current, runtime, AfterUnlock, Reaper, FORK_STAMP, STATS};
+use super::runtime::{current, runtime, FORK_STAMP, STATS};
 use super::table::{AioOp, List};
 #[cfg(doc)]
 use super::AIO_MAX;

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::runtime::{lock, Harvest, Runtime, REAP_MAX};
+use super::complete::{Harvest, REAP_MAX};
+use super::runtime::{lock, Runtime};
 use super::Errno;
 use crate::deadline::{deadline, left};
 use crate::sys::posix::{self as abi, SignalsBlocked};
