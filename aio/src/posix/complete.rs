@@ -245,6 +245,12 @@ impl Runtime {
             if res == -i64::from(libc::ESPIPE) {
                 if let Some(req) = st.reqs.get_mut(key).filter(|r| !r.stream) {
                     if matches!(req.kind, AioOp::Read | AioOp::Write) {
+                        if req.cancel_requested {
+                            // aio_cancel waits for this request's end, and nothing moved:
+                            // cancelled, rather than run again unseen by the cancellation.
+                            self.finish_locked(st, key, -i64::from(libc::ECANCELED), done);
+                            continue;
+                        }
                         // A descriptor without file positions (a socket): nothing moved. Again
                         // without the offset, as glibc's read/write fallback does.
                         req.stream = true;

@@ -304,18 +304,20 @@ pub unsafe fn aio_cancel(fd: i32, cb: *mut aiocb) -> Result<i32, Errno> {
     for (key, seq) in at_driver {
         match engine.driver.cancel(key as u64) {
             Ok(CancelOutcome::Cancelled) => settling.push((key, seq)),
-            outcome => {
-                if matches!(outcome, Ok(CancelOutcome::Running)) {
-                    running = true;
-                } else {
-                    // Not found (completing now) or not asked: its completion is coming.
-                    settling.push((key, seq));
-                }
+            Ok(CancelOutcome::Running) => {
+                running = true;
+                // It runs to its end: an ECANCELED from its submitter's exit is a loss to
+                // submit again, not this cancellation's doing.
                 let mut st = engine.state();
                 if let Some(r) = st.reqs.get_mut(key).filter(|r| r.seq == seq) {
                     r.cancel_requested = false;
                 }
             }
+            // Not found (completing now) or not asked: its completion is coming, and this
+            // call waits for it. It stays marked: if that completion is one that would make
+            // it run again (ESPIPE, or ECANCELED from its submitter's exit) — nothing moved —
+            // it ends cancelled instead, rather than run again unseen by this wait.
+            _ => settling.push((key, seq)),
         }
     }
     // Every status this answer speaks for is final when it is given: wait until those
