@@ -70,18 +70,32 @@ pub(crate) unsafe fn count_submitted(ios: *const *mut iocb, n: usize) {
         return;
     }
     for i in 0..n {
-        // SAFETY: the caller's promise.
-        let cb = unsafe { &**ios.add(i) };
-        STATS.request(op_of(cb).0, false);
+        // SAFETY: the caller's promise. Read as copies, unaligned: the kernel takes arrays and
+        // iocbs at any address, and so must this.
+        let cb = unsafe { ios.add(i).read_unaligned().read_unaligned() };
+        STATS.request(op_of(&cb).0, false);
     }
 }
 
-/// Counts reaped events.
-pub(crate) fn count_reaped(events: &[io_event]) {
+/// Counts reaped events, given by their results.
+pub(crate) fn count_reaped(results: impl IntoIterator<Item = i64>) {
     if STATS.on() {
-        for ev in events {
-            STATS.done(ev.res);
+        for res in results {
+            STATS.done(res);
         }
+    }
+}
+
+/// Counts the first `n` events of the caller's array (at any alignment: the kernel writes
+/// events at any address, and so a caller may give one).
+///
+/// # Safety
+///
+/// `events` holds `n` events the kernel or this library just wrote.
+pub(crate) unsafe fn count_reaped_at(events: *const io_event, n: usize) {
+    if STATS.on() {
+        // SAFETY: the caller's promise; read unaligned.
+        count_reaped((0..n).map(|i| unsafe { events.add(i).read_unaligned() }.res));
     }
 }
 
@@ -368,7 +382,7 @@ pub(crate) unsafe fn get_events(
         let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const timespec);
         let k = plain(need, (nr - got) as c_long, buf.as_mut_ptr(), ts_ptr);
         if k < 0 {
-            count_reaped(&out[..got]);
+            count_reaped(out[..got].iter().map(|e| e.res));
             return if got > 0 { got as c_long } else { k };
         }
         let now = Instant::now();
@@ -395,6 +409,6 @@ pub(crate) unsafe fn get_events(
             break;
         }
     }
-    count_reaped(&out[..got]);
+    count_reaped(out[..got].iter().map(|e| e.res));
     got as c_long
 }

@@ -112,7 +112,7 @@ pub(crate) unsafe fn get_events(
     let got = unsafe { get_events_plain(ctx, min_nr, nr, events, timeout, sigmask) };
     if got > 0 {
         // SAFETY: the first `got` events were just written there.
-        crate::faults::count_reaped(unsafe { std::slice::from_raw_parts(events, got as usize) });
+        unsafe { crate::faults::count_reaped_at(events, got as usize) };
     }
     got
 }

@@ -53,8 +53,9 @@ pub fn wait(signals: &[i32]) -> i32 {
 /// How many paths [`remove_on_signal`] can hold at once.
 pub const REMOVE_ON_SIGNAL_SLOTS: usize = 8;
 
-/// The registered paths: NUL-terminated strings leaked by [`remove_on_signal`] (never freed,
-/// so the handler may read one while its guard is dropped), or null.
+/// The registered paths: NUL-terminated strings from [`remove_on_signal`], or null. A string
+/// is freed only by the guard that takes it back out of its slot; a handler that took it first
+/// keeps it (the process is ending).
 static PATHS: [AtomicPtr<libc::c_char>; REMOVE_ON_SIGNAL_SLOTS] =
     [const { AtomicPtr::new(null_mut()) }; REMOVE_ON_SIGNAL_SLOTS];
 static INSTALL: Once = Once::new();
@@ -73,8 +74,7 @@ pub struct RemoveOnSignal {
 /// the signal's default action and raises it again, so the process ends as the signal asks.
 ///
 /// `None` if the path cannot be registered: [`REMOVE_ON_SIGNAL_SLOTS`] are taken, or the path
-/// holds a NUL byte. Each registration leaks its path's bytes (a handler on another thread
-/// may be reading them).
+/// holds a NUL byte.
 pub fn remove_on_signal(path: &Path) -> Option<RemoveOnSignal> {
     INSTALL.call_once(|| {
         for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
@@ -96,13 +96,20 @@ pub fn remove_on_signal(path: &Path) -> Option<RemoveOnSignal> {
 
 impl Drop for RemoveOnSignal {
     fn drop(&mut self) {
-        // The string is leaked, not freed: a handler on another thread may be reading it.
-        let _ = PATHS[self.slot].compare_exchange(
+        // Taken back out of its slot, the string is no handler's: a handler swaps a path out
+        // before it reads it, so it either took this one first (then the exchange fails and
+        // the string stays, as the process ends) or can no longer see it.
+        let taken = PATHS[self.slot].compare_exchange(
             self.ptr,
             null_mut(),
             Ordering::SeqCst,
             Ordering::SeqCst,
         );
+        if taken.is_ok() {
+            // SAFETY: `ptr` came from `CString::into_raw` in `remove_on_signal`, and the
+            // exchange just removed the only other reference to it (its slot).
+            drop(unsafe { CString::from_raw(self.ptr) });
+        }
     }
 }
 
@@ -110,7 +117,8 @@ extern "C" fn on_signal(sig: libc::c_int) {
     for p in &PATHS {
         let path = p.swap(null_mut(), Ordering::SeqCst);
         if !path.is_null() {
-            // SAFETY: registered paths are NUL-terminated strings that are never freed.
+            // SAFETY: a registered path is a NUL-terminated string, freed only by a guard that
+            // takes it out of its slot first (this swap took it, so none will).
             unsafe { libc::unlink(path) };
         }
     }

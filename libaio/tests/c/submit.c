@@ -98,6 +98,23 @@ int main(int argc, char **argv)
 	for (i = 0; i < r; i++)
 		printf(" data=%ld res=%ld", (long)ev[i].data, (long)ev[i].res);
 	printf("\n");
+
+	/* The kernel takes the array and the iocbs at any address: an odd one works. */
+	{
+		static char raw_ios[sizeof(struct iocb *) + 1], raw_cb[sizeof(struct iocb) + 1];
+		static char odd_buf[512];
+		struct iocb *odd_cb = (struct iocb *)(raw_cb + 1), tmp;
+		struct iocb **odd_list = (struct iocb **)(raw_ios + 1);
+		io_prep_pread(&tmp, fd, odd_buf, 512, 1000);
+		tmp.data = (void *)7L;
+		memcpy(odd_cb, &tmp, sizeof(tmp));
+		memcpy(odd_list, &odd_cb, sizeof(odd_cb));
+		printf("unaligned array and iocb: %s\n", rc(io_submit(ctx, 1, odd_list)));
+		r = io_getevents(ctx, 1, 1, ev, &ts);
+		printf("its completion: %s data=%ld res=%ld obj ok: %s data ok: %s\n", rc(r),
+		       (long)ev[0].data, (long)ev[0].res, ev[0].obj == odd_cb ? "yes" : "no",
+		       matches_pattern((unsigned char *)odd_buf, 512, 2, 1000) ? "yes" : "no");
+	}
 	SHOW(io_destroy(ctx));
 
 	/* EAGAIN: a context made for 1 request takes as many as its ring has slots for (the kernel
