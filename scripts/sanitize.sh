@@ -25,7 +25,8 @@
 # handlers: a child forked while another thread was inside ASan's allocator inherits its lock
 # held, and every thread it starts then blocks in ASan's thread setup. A program whose child
 # needs a thread of the library's (the helper, for a program that only polls) hangs there and
-# nowhere else: posixaio/tests/c/fork.c's child waits with aio_suspend for that reason.
+# nowhere else. The kernel and pool engines start worker threads in the child, so fork.c runs
+# on io_uring only here (the C suite runs it on every engine without ASan).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -196,6 +197,12 @@ c_asan() {
                 continue
             }
             for engine in uring kernel pool; do
+                if [ "$prog" = fork ] && [ "$engine" != uring ]; then
+                    # The kernel and pool engines start threads in the child (workers,
+                    # pollers), which this libasan may never let run (see Known limits).
+                    record "c-asan posixaio $prog ($engine): SKIP (a forked child's new threads can block in gcc's libasan)"
+                    continue
+                fi
                 log=$logs/c-asan-posixaio-$prog-$engine.log
                 data=$(mktemp -d "$data_base/sanitize-$prog.XXXXXX")
                 # The ASan runtime must come first in the initial library list.
