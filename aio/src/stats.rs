@@ -1,9 +1,10 @@
 //! What a C library did, counted when `AIO_STATS=1` is in its environment and printed as one
 //! line on stderr at exit: requests by operation, how many were served inline (at submission)
 //! or asynchronously, errors by errno, refusals, cancellations, and the most in flight at once.
-//! Off, a request costs one load of a flag; on, a few uncontended atomic additions.
+//! Off, a request costs one load of a flag; on, two uncontended atomic additions (the count of
+//! its operation, and the number in flight, taken back when it ends) and a load.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 
 /// The operations counted apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,15 @@ const OPS: [(StatOp, &str); 5] = [
 ];
 
 /// Errnos counted one by one (Linux's are below 134); others are counted as "other".
+// `request` indexes the counters by the operation's discriminant.
+const _: () = {
+    let mut i = 0;
+    while i < OPS.len() {
+        assert!(OPS[i].0 as usize == i);
+        i += 1;
+    }
+};
+
 const ERRNOS: usize = 134;
 
 /// A library's counters. Meant for a `static`.
@@ -37,11 +47,12 @@ pub struct Stats {
     state: AtomicU8,
     ops: [AtomicU64; 5],
     inline: AtomicU64,
-    asynchronous: AtomicU64,
     refused: AtomicU64,
     cancelled: AtomicU64,
-    in_flight: AtomicU64,
-    max_in_flight: AtomicU64,
+    /// Handed to the engine and not ended (signed: an end counted without its start, which
+    /// cannot happen, would not wrap).
+    in_flight: AtomicI64,
+    max_in_flight: AtomicI64,
     errors: [AtomicU64; ERRNOS + 1],
     printed: AtomicBool,
 }
@@ -59,11 +70,10 @@ impl Stats {
             state: AtomicU8::new(0),
             ops: [const { AtomicU64::new(0) }; 5],
             inline: AtomicU64::new(0),
-            asynchronous: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
-            in_flight: AtomicU64::new(0),
-            max_in_flight: AtomicU64::new(0),
+            in_flight: AtomicI64::new(0),
+            max_in_flight: AtomicI64::new(0),
             errors: [const { AtomicU64::new(0) }; ERRNOS + 1],
             printed: AtomicBool::new(false),
         }
@@ -73,15 +83,14 @@ impl Stats {
     pub fn reset(&self) {
         let all = self.ops.iter().chain(&self.errors).chain([
             &self.inline,
-            &self.asynchronous,
             &self.refused,
             &self.cancelled,
-            &self.in_flight,
-            &self.max_in_flight,
         ]);
         for c in all {
             c.store(0, Ordering::Relaxed);
         }
+        self.in_flight.store(0, Ordering::Relaxed);
+        self.max_in_flight.store(0, Ordering::Relaxed);
         self.printed.store(false, Ordering::Relaxed);
     }
 
@@ -109,14 +118,17 @@ impl Stats {
         if !self.on() {
             return;
         }
-        let i = OPS.iter().position(|(o, _)| *o == op).unwrap_or(4);
-        Self::add(&self.ops[i], 1);
+        // (`OPS` lists the operations in declaration order.)
+        Self::add(&self.ops[op as usize], 1);
         if inline {
             Self::add(&self.inline, 1);
         } else {
-            Self::add(&self.asynchronous, 1);
+            // Asynchronous requests are the total less the inline ones (derived when printed).
             let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
-            self.max_in_flight.fetch_max(now, Ordering::Relaxed);
+            // A new maximum is rare: a load first, the read-modify-write only then.
+            if now > self.max_in_flight.load(Ordering::Relaxed) {
+                self.max_in_flight.fetch_max(now, Ordering::Relaxed);
+            }
         }
     }
 
@@ -125,8 +137,7 @@ impl Stats {
         if !self.on() {
             return;
         }
-        let _ =
-            self.in_flight.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.result(res);
     }
 
@@ -183,12 +194,12 @@ impl Stats {
              refused {}; cancelled {}; most in flight {}",
             if ops.is_empty() { "none".to_string() } else { ops.join(", ") },
             get(&self.inline),
-            get(&self.asynchronous),
+            total.saturating_sub(get(&self.inline)),
             error_total,
             if errors.is_empty() { String::new() } else { format!(" ({})", errors.join(", ")) },
             get(&self.refused),
             get(&self.cancelled),
-            get(&self.max_in_flight),
+            self.max_in_flight.load(Ordering::Relaxed).max(0),
         )
     }
 
