@@ -135,7 +135,7 @@ fn iops_chart(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
     engines: &[&EngineReport],
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let top = engines.iter().map(|e| e.iops).fold(1.0f64, f64::max) * 1.18;
+    let top = engines.iter().map(|e| e.iops).fold(1.0f64, f64::max) * 1.22;
     let n = engines.len().max(1);
     let names: Vec<String> = engines.iter().map(|e| e.engine.clone()).collect();
     let mut chart = ChartBuilder::on(area)
@@ -165,14 +165,18 @@ fn iops_chart(
         bar.set_margin(0, 0, 14, 14);
         bar
     }))?;
-    chart.draw_series(engines.iter().enumerate().map(|(i, e)| {
-        let label = match e.vs_sync {
-            Some(r) => format!("{:.0} ({r:.2}x)", e.iops),
-            None => format!("{:.0}", e.iops),
-        };
+    // Two short lines over each bar (IOPS, then the ratio), so neighbours' labels never meet.
+    let labels = engines.iter().enumerate().flat_map(|(i, e)| {
+        let ratio = e.vs_sync.map(|r| (format!("{r:.2}x"), e.iops + top * 0.07));
+        [Some((format!("{:.0}", e.iops), e.iops + top * 0.02)), ratio]
+            .into_iter()
+            .flatten()
+            .map(move |(text, y)| (i, text, y))
+    });
+    chart.draw_series(labels.map(|(i, text, y)| {
         Text::new(
-            label,
-            (SegmentValue::CenterOf(i), e.iops + top * 0.02),
+            text,
+            (SegmentValue::CenterOf(i), y),
             TextStyle::from(("sans-serif", 13).into_font())
                 .pos(Pos::new(HPos::Center, VPos::Bottom)),
         )
