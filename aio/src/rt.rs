@@ -369,12 +369,18 @@ impl<T> Future for Operation<T> {
         match std::mem::replace(&mut this.state, State::Gone) {
             State::Gone => panic!("aio operation polled after it completed"),
             State::Ready(mut req) => {
+                // Served at once (data in the page cache): ready on this first poll, without
+                // a slot in the table.
+                if let Some(res) = reactor.driver.try_now(&mut req) {
+                    return Poll::Ready((this.finish)(res, req.into_buf()));
+                }
                 // No waker yet: the future wakes itself below, and parks its waker on its next
                 // poll if the completion has not come by then.
                 let key = lock(&reactor.ops).insert(Slot::Waiting(None));
                 req.set_user_data(key as u64);
                 match reactor.driver.queue_now(req) {
-                    // Served at once (data in the page cache): ready on this first poll.
+                    // (Not tried again: `try_now` marked it. A driver without `try_now` may
+                    // still serve it here.)
                     Ok(Some(c)) => {
                         lock(&reactor.ops).remove(key);
                         Poll::Ready((this.finish)(c.res, c.buf))

@@ -566,12 +566,29 @@ fn inline_path_serves_cached_falls_back_and_finishes_partial() {
             let c = reap_n(&*t.driver, 1).pop().unwrap();
             assert_eq!(c.user_data, 4, "{}", t.name);
             check(c, 0);
+            // try_now: served in place, the request (and its buffer) still the caller's.
+            let mut req = Request::read(fd, t.read_buf(len), 0, 5);
+            assert_eq!(t.driver.try_now(&mut req), Some(len as i64), "{}", t.name);
+            check(Completion::new(5, len as i64, req.into_buf()), 0);
+            // Not served (cold): queued after it, it is not tried a second time, and completes
+            // through the engine with the right bytes.
+            evict();
+            let mut req = Request::read(fd, t.read_buf(len), 64 << 10, 6);
+            assert_eq!(t.driver.try_now(&mut req), None, "{}: a cold read served", t.name);
+            let asked = t.driver.inline_stats().total();
+            assert_eq!(t.driver.queue_now(req).unwrap().map(|c| c.user_data), None, "{}", t.name);
+            assert_eq!(t.driver.inline_stats().total(), asked, "{}: tried twice", t.name);
+            let c = reap_n(&*t.driver, 1).pop().unwrap();
+            assert_eq!(c.user_data, 6, "{}", t.name);
+            check(c, 64 << 10);
         } else {
             assert_eq!(
                 s.inline, 0,
                 "{}: served inline with the path off or O_DIRECT: {s:?}",
                 t.name
             );
+            let mut req = Request::read(fd, t.read_buf(len), 0, 5);
+            assert_eq!(t.driver.try_now(&mut req), None, "{}: try_now served", t.name);
         }
     });
 }

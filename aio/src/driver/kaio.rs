@@ -298,7 +298,7 @@ unsafe impl Driver for KernelDriver {
             return Err(Rejected::new(io::Error::from_raw_os_error(libc::EAGAIN), req));
         }
         let mut state = self.state();
-        let Request { op, fd, offset, buf, flags, ioprio, user_data } = req;
+        let Request { op, fd, offset, buf, flags, ioprio, user_data, .. } = req;
         let iocb = match state.spare.pop() {
             Some(spare) => spare,
             None => Box::new(IocbCell(std::cell::UnsafeCell::new(iocb::default()))),
@@ -361,6 +361,19 @@ unsafe impl Driver for KernelDriver {
                 pool.queue_now(req)
             }
             _ => self.queue(req).map(|()| None),
+        }
+    }
+
+    fn try_now(&self, req: &mut Request) -> Option<i64> {
+        // As `queue_now`: only what would go to the pool (buffered reads and writes).
+        let pool = self.pool.as_ref()?;
+        let buffered = !self.opts.submit_buffered
+            && !matches!(req.op, Op::Fsync | Op::Fdatasync)
+            && Self::is_direct(req.fd).is_ok_and(|d| !d);
+        if buffered {
+            pool.try_now(req)
+        } else {
+            None
         }
     }
 

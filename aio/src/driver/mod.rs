@@ -161,11 +161,23 @@ pub struct Request {
     flags: RwFlags,
     ioprio: Option<IoPriority>,
     user_data: u64,
+    /// [`Driver::try_now`] tried it on the inline path and could not serve it: the driver
+    /// does not try again when it is queued.
+    inline_tried: bool,
 }
 
 impl Request {
     fn new(op: Op, fd: RawFd, offset: u64, buf: Buf, user_data: u64) -> Request {
-        Request { op, fd, offset, buf, flags: RwFlags::empty(), ioprio: None, user_data }
+        Request {
+            op,
+            fd,
+            offset,
+            buf,
+            flags: RwFlags::empty(),
+            ioprio: None,
+            user_data,
+            inline_tried: false,
+        }
     }
 
     /// A read into `buf` at `offset` (`pread` for one segment, `preadv` for several).
@@ -373,6 +385,7 @@ impl RawIo {
             flags: RwFlags::empty(),
             ioprio: self.ioprio,
             user_data: self.user_data,
+            inline_tried: false,
         }
     }
 }
@@ -503,6 +516,19 @@ pub unsafe trait Driver: Send + Sync {
         self.queue(req).map(|()| None)
     }
 
+    /// Tries `req` on the inline path (see [`queue_now`](Self::queue_now)) without accepting
+    /// it: `Some(res)` if it was served whole at once (it is done: the caller keeps the request
+    /// and its buffers, and the driver knows nothing of it); `None` if not — queue it with
+    /// [`queue`](Self::queue) or [`queue_now`](Self::queue_now), which do not try it again (the
+    /// request remembers the attempt). For callers that would otherwise
+    /// set up a request's bookkeeping for nothing (a future's slot in a table). An invalid
+    /// request is never served: `queue` then refuses it. Drivers without an inline path (the
+    /// default) always answer `None`.
+    fn try_now(&self, req: &mut Request) -> Option<i64> {
+        let _ = req;
+        None
+    }
+
     /// Tries a raw read or write on the inline path (see [`queue_now`](Self::queue_now)),
     /// without accepting it: `Some(res)` if it was served whole at once (it is then done, and
     /// the driver knows nothing of it); `None` if not (queue it: nothing is changed that the
@@ -631,6 +657,9 @@ macro_rules! forward_driver {
             }
             fn queue_now(&self, req: Request) -> Result<Option<Completion>, Rejected> {
                 (**self).queue_now(req)
+            }
+            fn try_now(&self, req: &mut Request) -> Option<i64> {
+                (**self).try_now(req)
             }
             unsafe fn try_now_raw(&self, io: &RawIo) -> Option<i64> {
                 // SAFETY: forwarded from the caller.

@@ -129,6 +129,23 @@ impl Shared {
 }
 
 impl PoolDriver {
+    /// Tries a validated read or write on the inline path: the result if it was served whole.
+    fn try_inline(&self, req: &Request) -> Option<i64> {
+        if req.inline_tried || !(req.op.is_read() || req.op.is_write()) {
+            return None;
+        }
+        let a = Attempt {
+            fd: req.fd,
+            write: req.op.is_write(),
+            iov: req.buf.iovecs(),
+            offset: req.offset,
+            flags: req.flags.bits(),
+        };
+        // SAFETY: the request owns its buffers (or their owner vouches for them); a read's are
+        // writable (validated).
+        unsafe { self.shared.inline.try_rw(&a) }
+    }
+
     /// A pool with these options; no thread starts until a request comes.
     pub fn new(opts: PoolOptions) -> PoolDriver {
         PoolDriver::with_ready(opts, Ready::default())
@@ -718,21 +735,17 @@ unsafe impl Driver for PoolDriver {
         if let Err(e) = req.validate() {
             return Err(Rejected::new(e, req));
         }
-        if req.op.is_read() || req.op.is_write() {
-            let a = Attempt {
-                fd: req.fd,
-                write: req.op.is_write(),
-                iov: req.buf.iovecs(),
-                offset: req.offset,
-                flags: req.flags.bits(),
-            };
-            // SAFETY: the request owns its buffers (or their owner vouches for them); a read's
-            // are writable (validated).
-            if let Some(res) = unsafe { self.shared.inline.try_rw(&a) } {
-                return Ok(Some(Completion::new(req.user_data, res, req.buf)));
-            }
+        if let Some(res) = self.try_inline(&req) {
+            return Ok(Some(Completion::new(req.user_data, res, req.buf)));
         }
         self.enqueue(req).map(|()| None)
+    }
+
+    fn try_now(&self, req: &mut Request) -> Option<i64> {
+        req.validate().ok()?;
+        let served = self.try_inline(req);
+        req.inline_tried = served.is_none();
+        served
     }
 
     unsafe fn try_now_raw(&self, io: &RawIo) -> Option<i64> {

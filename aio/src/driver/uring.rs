@@ -375,7 +375,7 @@ impl UringDriver {
 
     /// Tries a validated read or write on the inline path: the result if it was served whole.
     fn try_inline(&self, req: &mut Request) -> Option<i64> {
-        if !(req.op.is_read() || req.op.is_write()) {
+        if req.inline_tried || !(req.op.is_read() || req.op.is_write()) {
             return None;
         }
         let a = Attempt {
@@ -597,7 +597,7 @@ impl UringDriver {
         if Self::submitted(inner) >= self.capacity {
             return Err(Rejected::new(io::Error::from_raw_os_error(libc::EAGAIN), req));
         }
-        let Request { op, fd, offset, buf, flags, ioprio, user_data } = req;
+        let Request { op, fd, offset, buf, flags, ioprio, user_data, inline_tried } = req;
         let meta = Meta { op, fd, offset, flags, ioprio };
         let key = inner.table.insert(Entry { buf, user_data });
         let sqe = self.entry_for(&meta, &inner.table[key].buf, key as u64);
@@ -608,7 +608,7 @@ impl UringDriver {
             let Entry { buf, user_data } = inner.table.remove(key);
             return Err(Rejected::new(
                 e,
-                Request { op, fd, offset, buf, flags, ioprio, user_data },
+                Request { op, fd, offset, buf, flags, ioprio, user_data, inline_tried },
             ));
         }
         self.accepted();
@@ -690,6 +690,13 @@ unsafe impl Driver for UringDriver {
             return Ok(Some(Completion::new(req.user_data, res, req.buf)));
         }
         self.queue_locked(&mut self.inner(), req).map(|()| None)
+    }
+
+    fn try_now(&self, req: &mut Request) -> Option<i64> {
+        req.validate().ok()?;
+        let served = self.try_inline(req);
+        req.inline_tried = served.is_none();
+        served
     }
 
     unsafe fn try_now_raw(&self, io: &RawIo) -> Option<i64> {
