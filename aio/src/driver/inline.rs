@@ -14,8 +14,10 @@
 //!   a thread), not open with `O_DIRECT` (where `RWF_NOWAIT` still waits for the device), and,
 //!   for writes, not with `O_APPEND`.
 //!
-//! What each descriptor is is asked once (`fstat`, `fcntl(F_GETFL)`) and asked again every
-//! [`RECHECK`] requests, in case the number now names another file. A request that transfers
+//! What each descriptor is is asked once (`fstat`, `fcntl(F_GETFL)`) and asked again at every
+//! [`RECHECK`]th attempt of a thread, in case the number now names another file. Threads
+//! submitting at once share no cache line on a hit: a descriptor's slot is written only when
+//! what is known of it changes, and the counters are kept per thread (in shards). A request that transfers
 //! only part of its bytes is not finished here: the engine does all of it again (the bytes
 //! already moved are the same ones, so nothing changes but the time), since a short read here may
 //! be the end of the file or pages not in the cache.
@@ -28,13 +30,47 @@
 //! `AIO_INLINE=0` in the environment turns the path off for every driver made without saying
 //! otherwise (the options' defaults), so the difference can be measured.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use crate::sys;
 
-/// How many requests a descriptor's flags serve before they are asked again.
+/// A thread asks a descriptor's flags again at every this many attempts.
 pub const RECHECK: u64 = 64;
+/// Counter shards (a cache line each), taken by threads in turn.
+const SHARDS: usize = 16;
+
+/// One shard of the counters.
+#[derive(Default)]
+#[repr(align(64))]
+struct Shard {
+    inline: AtomicU64,
+    missed: AtomicU64,
+    skipped: AtomicU64,
+    ineligible: AtomicU64,
+}
+
+thread_local! {
+    /// This thread's shard (`usize::MAX` until it first counts) and its attempts so far.
+    static LOCAL: (Cell<usize>, Cell<u64>) = const { (Cell::new(usize::MAX), Cell::new(0)) };
+}
+
+/// This thread's shard, and whether this attempt is one at which flags are asked again.
+fn local() -> (usize, bool) {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    LOCAL
+        .try_with(|(shard, attempts)| {
+            if shard.get() == usize::MAX {
+                shard.set(NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS);
+            }
+            let n = attempts.get().wrapping_add(1);
+            attempts.set(n);
+            (shard.get(), n % RECHECK == 0)
+        })
+        // A thread being torn down: any shard, and ask.
+        .unwrap_or((0, true))
+}
 /// At most one request in this many is tried on a descriptor whose attempts keep failing.
 pub const SKIP_MAX: u64 = 256;
 /// Descriptors below this number keep their flags and history in a table; others ask every
@@ -92,7 +128,7 @@ impl std::ops::Sub for InlineStats {
     }
 }
 
-// One descriptor's slot, a u64: what its flags said, when to ask again, its recent misses and
+// One descriptor's slot, a u64: what its flags said, its recent misses and
 // how many requests to let pass before the next try.
 const KNOWN: u64 = 1;
 const DIRECT: u64 = 1 << 1;
@@ -102,7 +138,6 @@ const APPEND: u64 = 1 << 2;
 const NEVER: u64 = 1 << 3;
 /// Refuses `RWF_NOWAIT` writes (ext4 buffered writes, before Linux 6.x): writes never tried.
 const NO_WRITES: u64 = 1 << 4;
-const USES_SHIFT: u32 = 8;
 const MISSES_SHIFT: u32 = 16;
 const SKIP_SHIFT: u32 = 24;
 const FIELD: u64 = 0xff;
@@ -112,10 +147,7 @@ const SKIP_FIELD: u64 = 0xffff;
 pub(crate) struct Inline {
     on: bool,
     slots: Box<[AtomicU64]>,
-    inline: AtomicU64,
-    missed: AtomicU64,
-    skipped: AtomicU64,
-    ineligible: AtomicU64,
+    shards: Box<[Shard]>,
 }
 
 /// A read or write to try: the descriptor, the memory, where in the file.
@@ -131,26 +163,22 @@ impl Inline {
     pub(crate) fn new(on: bool) -> Inline {
         let slots: Box<[AtomicU64]> =
             (0..if on { SLOTS } else { 0 }).map(|_| AtomicU64::new(0)).collect();
-        Inline {
-            on,
-            slots,
-            inline: AtomicU64::new(0),
-            missed: AtomicU64::new(0),
-            skipped: AtomicU64::new(0),
-            ineligible: AtomicU64::new(0),
-        }
+        Inline { on, slots, shards: (0..SHARDS).map(|_| Shard::default()).collect() }
     }
 
     pub(crate) fn stats(&self) -> InlineStats {
-        InlineStats {
-            inline: self.inline.load(Ordering::Relaxed),
-            missed: self.missed.load(Ordering::Relaxed),
-            skipped: self.skipped.load(Ordering::Relaxed),
-            ineligible: self.ineligible.load(Ordering::Relaxed),
-        }
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        self.shards.iter().fold(InlineStats::default(), |t, s| {
+            t + InlineStats {
+                inline: get(&s.inline),
+                missed: get(&s.missed),
+                skipped: get(&s.skipped),
+                ineligible: get(&s.ineligible),
+            }
+        })
     }
 
-    fn count(&self, counter: &AtomicU64) {
+    fn count(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -165,17 +193,19 @@ impl Inline {
         if !self.on {
             return None;
         }
+        let (shard, recheck) = local();
+        let shard = &self.shards[shard];
         let len: usize = a.iov.iter().map(|v| v.iov_len).sum();
         if a.flags != 0 || len >= super::uring::ASYNC_MIN_LEN || a.fd < 0 {
-            self.count(&self.ineligible);
+            Self::count(&shard.ineligible);
             return None;
         }
         let slot = self.slots.get(a.fd as usize);
-        let mut state = slot.map_or(0, |s| s.load(Ordering::Relaxed));
-        let uses = (state >> USES_SHIFT) & FIELD;
-        if state & KNOWN == 0 || uses >= RECHECK {
+        let known = slot.map_or(0, |s| s.load(Ordering::Relaxed));
+        let mut state = known;
+        if state & KNOWN == 0 || recheck {
             let Ok(fl) = sys::fs::status_flags_of(a.fd) else {
-                self.count(&self.ineligible);
+                Self::count(&shard.ineligible);
                 return None;
             };
             state = KNOWN;
@@ -189,22 +219,21 @@ impl Inline {
                 state |= APPEND;
             }
         }
+        // Written only when it changes: on a hit, threads share nothing.
         let update = |s: u64| {
-            if let Some(slot) = slot {
+            if let Some(slot) = slot.filter(|_| s != known) {
                 slot.store(s, Ordering::Relaxed);
             }
         };
-        let uses = ((state >> USES_SHIFT) & FIELD) + 1;
-        state = (state & !(FIELD << USES_SHIFT)) | (uses << USES_SHIFT);
         if state & (DIRECT | NEVER) != 0 || (a.write && state & (APPEND | NO_WRITES) != 0) {
             update(state);
-            self.count(&self.ineligible);
+            Self::count(&shard.ineligible);
             return None;
         }
         let skip = (state >> SKIP_SHIFT) & SKIP_FIELD;
         if skip > 0 {
             update((state & !(SKIP_FIELD << SKIP_SHIFT)) | ((skip - 1) << SKIP_SHIFT));
-            self.count(&self.skipped);
+            Self::count(&shard.skipped);
             return None;
         }
         let flags = libc::RWF_NOWAIT;
@@ -220,13 +249,13 @@ impl Inline {
         match r {
             Ok(n) if n == len => {
                 update(state & !(FIELD << MISSES_SHIFT));
-                self.count(&self.inline);
+                Self::count(&shard.inline);
                 Some(n as i64)
             }
             Err(e) if matches!(e.raw_os_error(), Some(libc::ESPIPE | libc::EOPNOTSUPP)) => {
                 let unsupported = e.raw_os_error() == Some(libc::EOPNOTSUPP);
                 update(state | if a.write && unsupported { NO_WRITES } else { NEVER });
-                self.count(&self.ineligible);
+                Self::count(&shard.ineligible);
                 None
             }
             _ => {
@@ -239,7 +268,7 @@ impl Inline {
                     | (misses << MISSES_SHIFT)
                     | (skip << SKIP_SHIFT);
                 update(state);
-                self.count(&self.missed);
+                Self::count(&shard.missed);
                 None
             }
         }
@@ -290,6 +319,62 @@ mod tests {
         // SAFETY: as above.
         assert_eq!(unsafe { on.try_rw(&a) }, None);
         assert_eq!(on.stats().missed, 1);
+    }
+
+    /// Two threads count in their own shards, and the totals add up; a descriptor whose flags
+    /// change (`O_DIRECT` set) is noticed within `RECHECK` attempts of a thread.
+    #[test]
+    fn threads_count_apart_and_flags_are_asked_again() {
+        // On disk (O_DIRECT below): `$AIO_TEST_DIR`, else the build's target directory.
+        let base = std::env::var_os("AIO_TEST_DIR").map_or_else(
+            || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
+            Into::into,
+        );
+        let dir = tempfile::tempdir_in(base).unwrap();
+        let path = dir.path().join("shards");
+        std::fs::write(&path, vec![3u8; 8192]).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let _ = std::fs::read(&path).unwrap();
+        let on = Inline::new(true);
+        let fd = file.as_raw_fd();
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    let mut buf = vec![0u8; 4096];
+                    for _ in 0..100 {
+                        let a =
+                            Attempt { fd, write: false, iov: &iov(&mut buf), offset: 0, flags: 0 };
+                        // SAFETY: `buf` is this thread's and alive for the call.
+                        assert_eq!(unsafe { on.try_rw(&a) }, Some(4096));
+                    }
+                });
+            }
+        });
+        assert_eq!(on.stats().inline, 200);
+        // O_DIRECT from now on: within RECHECK attempts, no more tries.
+        // SAFETY: fcntl on our own descriptor.
+        let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_DIRECT) } != 0 {
+            let why = format!("{} refuses O_DIRECT", dir.path().display());
+            aio_testkit::skip(
+                "threads_count_apart_and_flags_are_asked_again (its second half)",
+                &why,
+            );
+            return;
+        }
+        let mut buf = crate::AlignedBuf::new(4096, 4096);
+        let ptr = crate::IoBufMut::stable_mut_ptr(&mut buf);
+        let v = [libc::iovec { iov_base: ptr.cast(), iov_len: 4096 }];
+        let a = Attempt { fd, write: false, iov: &v, offset: 0, flags: 0 };
+        for _ in 0..=RECHECK {
+            // SAFETY: `buf` is ours, aligned, and alive for the call.
+            let _ = unsafe { on.try_rw(&a) };
+        }
+        let before = on.stats();
+        // SAFETY: as above.
+        assert_eq!(unsafe { on.try_rw(&a) }, None, "tried with O_DIRECT set");
+        assert_eq!(on.stats().ineligible, before.ineligible + 1);
     }
 
     #[test]
