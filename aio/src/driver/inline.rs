@@ -34,6 +34,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
+use super::{RawIo, Request};
 use crate::sys;
 
 /// A thread asks a descriptor's flags again at every this many attempts.
@@ -151,7 +152,7 @@ pub(crate) struct Inline {
 }
 
 /// A read or write to try: the descriptor, the memory, where in the file.
-pub(crate) struct Attempt<'a> {
+struct Attempt<'a> {
     pub fd: i32,
     pub write: bool,
     pub iov: &'a [libc::iovec],
@@ -182,6 +183,47 @@ impl Inline {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// [`Driver::try_now`](super::Driver::try_now) for a driver with this path: a valid read
+    /// or write tried once; a request it did not serve is marked, so the driver's `queue` and
+    /// `queue_now` do not try it again.
+    pub(crate) fn try_now(&self, req: &mut Request) -> Option<i64> {
+        req.validate().ok()?;
+        let served = self.try_request(req);
+        req.inline_tried = served.is_none();
+        served
+    }
+
+    /// Tries a validated read or write (not one [`try_now`](Self::try_now) already tried): the
+    /// result if it was served whole.
+    pub(crate) fn try_request(&self, req: &Request) -> Option<i64> {
+        if req.inline_tried || !(req.op.is_read() || req.op.is_write()) {
+            return None;
+        }
+        let a = Attempt {
+            fd: req.fd,
+            write: req.op.is_write(),
+            iov: req.buf.iovecs(),
+            offset: req.offset,
+            flags: req.flags.bits(),
+        };
+        // SAFETY: the request owns its buffers (or its raw memory's owner vouches for it), and
+        // a read's are writable (validated).
+        unsafe { self.try_rw(&a) }
+    }
+
+    /// [`Driver::try_now_raw`](super::Driver::try_now_raw) for a driver with this path.
+    ///
+    /// # Safety
+    ///
+    /// As for `try_now_raw`: `io`'s memory is valid for the call, and untouched by others if
+    /// it is read into.
+    pub(crate) unsafe fn try_raw(&self, io: &RawIo) -> Option<i64> {
+        let iov = [libc::iovec { iov_base: io.ptr.cast(), iov_len: io.len }];
+        let a = Attempt { fd: io.fd, write: io.write, iov: &iov, offset: io.offset, flags: 0 };
+        // SAFETY: forwarded from the caller.
+        unsafe { self.try_rw(&a) }
+    }
+
     /// Tries `a` at once: `Some(bytes)` if it moved all of them (the request is then done),
     /// `None` if it was not tried or not finished (the engine does all of it).
     ///
@@ -189,7 +231,7 @@ impl Inline {
     ///
     /// As for a read or write of `a.iov` by the engine: the memory is valid for the call
     /// (writable for a read) and no one else touches it.
-    pub(crate) unsafe fn try_rw(&self, a: &Attempt<'_>) -> Option<i64> {
+    unsafe fn try_rw(&self, a: &Attempt<'_>) -> Option<i64> {
         if !self.on {
             return None;
         }

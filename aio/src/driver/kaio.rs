@@ -161,6 +161,14 @@ impl KernelDriver {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether `queue_now` and `try_now` hand `req` to the pool (and its inline path): a
+    /// buffered read or write, when buffered requests are not submitted to the kernel.
+    fn pool_serves(&self, req: &Request) -> bool {
+        !self.opts.submit_buffered
+            && !matches!(req.op, Op::Fsync | Op::Fdatasync)
+            && Self::is_direct(req.fd).is_ok_and(|d| !d)
+    }
+
     /// Whether requests on `fd` can be asynchronous in the kernel: `O_DIRECT`.
     fn is_direct(fd: RawFd) -> io::Result<bool> {
         if fd < 0 {
@@ -350,9 +358,7 @@ unsafe impl Driver for KernelDriver {
 
     fn queue_now(&self, req: Request) -> Result<Option<Completion>, Rejected> {
         // Buffered requests go to the pool, which tries them inline; O_DIRECT ones never are.
-        let buffered = !self.opts.submit_buffered
-            && !matches!(req.op, Op::Fsync | Op::Fdatasync)
-            && Self::is_direct(req.fd).is_ok_and(|d| !d);
+        let buffered = self.pool_serves(&req);
         match (&self.pool, buffered) {
             (Some(pool), true) => {
                 if let Err(e) = req.validate() {
@@ -367,9 +373,7 @@ unsafe impl Driver for KernelDriver {
     fn try_now(&self, req: &mut Request) -> Option<i64> {
         // As `queue_now`: only what would go to the pool (buffered reads and writes).
         let pool = self.pool.as_ref()?;
-        let buffered = !self.opts.submit_buffered
-            && !matches!(req.op, Op::Fsync | Op::Fdatasync)
-            && Self::is_direct(req.fd).is_ok_and(|d| !d);
+        let buffered = self.pool_serves(req);
         if buffered {
             pool.try_now(req)
         } else {

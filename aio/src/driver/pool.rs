@@ -23,7 +23,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::inline::{Attempt, Inline};
+use super::inline::Inline;
 use super::ready::Ready;
 use super::{CancelOutcome, Completion, Driver, InlineStats, Op, RawIo, Rejected, Request};
 use crate::deadline::deadline;
@@ -129,23 +129,6 @@ impl Shared {
 }
 
 impl PoolDriver {
-    /// Tries a validated read or write on the inline path: the result if it was served whole.
-    fn try_inline(&self, req: &Request) -> Option<i64> {
-        if req.inline_tried || !(req.op.is_read() || req.op.is_write()) {
-            return None;
-        }
-        let a = Attempt {
-            fd: req.fd,
-            write: req.op.is_write(),
-            iov: req.buf.iovecs(),
-            offset: req.offset,
-            flags: req.flags.bits(),
-        };
-        // SAFETY: the request owns its buffers (or their owner vouches for them); a read's are
-        // writable (validated).
-        unsafe { self.shared.inline.try_rw(&a) }
-    }
-
     /// A pool with these options; no thread starts until a request comes.
     pub fn new(opts: PoolOptions) -> PoolDriver {
         PoolDriver::with_ready(opts, Ready::default())
@@ -735,24 +718,19 @@ unsafe impl Driver for PoolDriver {
         if let Err(e) = req.validate() {
             return Err(Rejected::new(e, req));
         }
-        if let Some(res) = self.try_inline(&req) {
+        if let Some(res) = self.shared.inline.try_request(&req) {
             return Ok(Some(Completion::new(req.user_data, res, req.buf)));
         }
         self.enqueue(req).map(|()| None)
     }
 
     fn try_now(&self, req: &mut Request) -> Option<i64> {
-        req.validate().ok()?;
-        let served = self.try_inline(req);
-        req.inline_tried = served.is_none();
-        served
+        self.shared.inline.try_now(req)
     }
 
     unsafe fn try_now_raw(&self, io: &RawIo) -> Option<i64> {
-        let iov = [libc::iovec { iov_base: io.ptr.cast(), iov_len: io.len }];
-        let a = Attempt { fd: io.fd, write: io.write, iov: &iov, offset: io.offset, flags: 0 };
         // SAFETY: forwarded from the caller.
-        unsafe { self.shared.inline.try_rw(&a) }
+        unsafe { self.shared.inline.try_raw(io) }
     }
 
     fn inline_stats(&self) -> InlineStats {

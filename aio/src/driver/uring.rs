@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use io_uring::{opcode, squeue, types, IoUring};
 use slab::Slab;
 
-use super::inline::{Attempt, Inline};
+use super::inline::Inline;
 use super::{
     Buf, CancelOutcome, Completion, Driver, InlineStats, Op, RawIo, RawQueued, Rejected, Request,
 };
@@ -373,23 +373,6 @@ impl UringDriver {
         entry.flags(flags_sq)
     }
 
-    /// Tries a validated read or write on the inline path: the result if it was served whole.
-    fn try_inline(&self, req: &mut Request) -> Option<i64> {
-        if req.inline_tried || !(req.op.is_read() || req.op.is_write()) {
-            return None;
-        }
-        let a = Attempt {
-            fd: req.fd,
-            write: req.op.is_write(),
-            iov: req.buf.iovecs(),
-            offset: req.offset,
-            flags: req.flags.bits(),
-        };
-        // SAFETY: the request owns its buffers (or its raw memory's owner vouches for it), and
-        // a read's are writable (validated).
-        unsafe { self.inline.try_rw(&a) }
-    }
-
     /// The entry for request `req` whose buffer is `buf`: the one in the table, where it rests
     /// until the completion is taken, since the entry points into it (its `iovec` array, for
     /// the vectored operations).
@@ -682,28 +665,23 @@ unsafe impl Driver for UringDriver {
         Ok(())
     }
 
-    fn queue_now(&self, mut req: Request) -> Result<Option<Completion>, Rejected> {
+    fn queue_now(&self, req: Request) -> Result<Option<Completion>, Rejected> {
         if let Err(e) = req.validate() {
             return Err(Rejected::new(e, req));
         }
-        if let Some(res) = self.try_inline(&mut req) {
+        if let Some(res) = self.inline.try_request(&req) {
             return Ok(Some(Completion::new(req.user_data, res, req.buf)));
         }
         self.queue_locked(&mut self.inner(), req).map(|()| None)
     }
 
     fn try_now(&self, req: &mut Request) -> Option<i64> {
-        req.validate().ok()?;
-        let served = self.try_inline(req);
-        req.inline_tried = served.is_none();
-        served
+        self.inline.try_now(req)
     }
 
     unsafe fn try_now_raw(&self, io: &RawIo) -> Option<i64> {
-        let iov = [libc::iovec { iov_base: io.ptr.cast(), iov_len: io.len }];
-        let a = Attempt { fd: io.fd, write: io.write, iov: &iov, offset: io.offset, flags: 0 };
         // SAFETY: forwarded from the caller.
-        unsafe { self.inline.try_rw(&a) }
+        unsafe { self.inline.try_raw(io) }
     }
 
     fn inline_stats(&self) -> InlineStats {
