@@ -72,28 +72,7 @@ fn same_seed_same_faults_and_log() {
     let dir = test_dir("faults-seed");
     let Some(exe) = build(dir.path()) else { return };
     let logs = test_dir("faults-logs");
-    let run_seed = |seed: &str, log: &str| {
-        let log = logs.path().join(log);
-        let (out, _) = run_with(
-            &exe,
-            "writes",
-            &[
-                ("AIO_FAULT", "op=write,prob=0.5,errno=EIO"),
-                ("AIO_FAULT_SEED", seed),
-                ("AIO_FAULT_LOG", log.to_str().unwrap()),
-            ],
-        );
-        (out, std::fs::read_to_string(&log).unwrap_or_default())
-    };
-    let (a, log_a) = run_seed("7", "a.jsonl");
-    let (b, log_b) = run_seed("7", "b.jsonl");
-    let (c, _) = run_seed("8", "c.jsonl");
-    let failed = a.lines().filter(|l| l.contains("error")).count();
-    assert!((5..35).contains(&failed), "{failed} of 40 failed:\n{a}");
-    assert_eq!(a, b, "the same seed failed other writes");
-    assert_eq!(log_a.lines().count(), failed, "one log line per fault:\n{log_a}");
-    assert_eq!(log_a, log_b, "the same seed logged differently");
-    assert_ne!(a, c, "another seed failed the same writes");
+    aio_testkit::check_seeded_faults(logs.path(), |env| run_with(&exe, "writes", env).0);
 }
 
 #[test]

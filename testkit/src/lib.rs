@@ -234,6 +234,32 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// The seeded-fault contract both C libraries keep (`AIO_FAULT` with `AIO_FAULT_SEED` and
+/// `AIO_FAULT_LOG`): `writes` runs a C program's 40 writes with the given environment and gives
+/// back what it printed, a line per write. Half of the writes are set to fail: the same seed
+/// fails the same writes and logs them the same way, a line per fault; another seed fails
+/// others. Logs go to `logs`.
+pub fn check_seeded_faults(logs: &Path, writes: impl Fn(&[(&str, &str)]) -> String) {
+    let run_seed = |seed: &str, log: &str| {
+        let log = logs.join(log);
+        let out = writes(&[
+            ("AIO_FAULT", "op=write,prob=0.5,errno=EIO"),
+            ("AIO_FAULT_SEED", seed),
+            ("AIO_FAULT_LOG", log.to_str().unwrap()),
+        ]);
+        (out, std::fs::read_to_string(&log).unwrap_or_default())
+    };
+    let (a, log_a) = run_seed("7", "a.jsonl");
+    let (b, log_b) = run_seed("7", "b.jsonl");
+    let (c, _) = run_seed("8", "c.jsonl");
+    let failed = a.lines().filter(|l| l.contains("error")).count();
+    assert!((5..35).contains(&failed), "{failed} of 40 failed:\n{a}");
+    assert_eq!(a, b, "the same seed failed other writes");
+    assert_eq!(log_a.lines().count(), failed, "one log line per fault:\n{log_a}");
+    assert_eq!(log_a, log_b, "the same seed logged differently");
+    assert_ne!(a, c, "another seed failed the same writes");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
