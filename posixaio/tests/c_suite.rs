@@ -275,6 +275,7 @@ const ENGINE_PROGRAMS: &[&str] = &[
     "exhaust",
     "bigsize",
     "bounded",
+    "polling",
 ];
 
 const FLAGS: &[&str] = &["-std=gnu11", "-O1", "-Wall", "-Wextra", "-Werror", "-pthread", "-ldl"];
@@ -447,4 +448,5 @@ macro_rules! programs {
 programs!(
     layout, readwrite, errors, fsync, suspend, cancel, notify, listio, fork, threads, overlap,
     limits, init, largefile, sigsafe, eintr, cancelsig, sockets, exhaust, bigsize, bounded,
+    polling,
 );

@@ -38,8 +38,10 @@
 //! goes to the kernel's workers instead of being copied inside that call, so a submission
 //! returns in about the same time whatever its size. Completions are then taken, one thread at
 //! a time, by the threads that wait (`aio_suspend`, `lio_listio(LIO_WAIT)`, `aio_cancel`) and by
-//! the submitters; `aio_error` and `aio_return` only read the status, as they must to be
-//! async-signal-safe. One helper thread takes them when no one else does: while requests that
+//! the submitters — every submission, also one served inline, takes what the engine has
+//! finished, so a program that polls between its submissions (fio's posixaio engine) sees its
+//! requests end without waiting and without the helper; `aio_error` and `aio_return` only
+//! read the status, as they must to be async-signal-safe. One helper thread takes them when no one else does: while requests that
 //! want a signal or a thread (`SIGEV_SIGNAL`, `SIGEV_THREAD`, `SIGEV_THREAD_ID`) are in flight,
 //! and when a program polls `aio_error` without waiting for a while (50 µs). It runs while
 //! requests are in flight and exits a second after the last. It, and any thread the driver

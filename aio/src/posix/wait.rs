@@ -150,6 +150,10 @@ impl Runtime {
     /// Tells the threads asleep in `sleep` that something changed.
     pub(super) fn bump(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
+        // Progress was made: a poller's wait counts from now (see `nudge`).
+        if self.polled_since.load(Ordering::Relaxed) != 0 {
+            self.polled_since.store(0, Ordering::Relaxed);
+        }
         if self.sleeping.load(Ordering::SeqCst) > 0 {
             for &fd in lock(&self.sleepers).iter() {
                 // SAFETY: a sleeper's descriptor stays open while it is in the list (it leaves
