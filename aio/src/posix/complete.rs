@@ -49,6 +49,12 @@ impl Drop for Reaper<'_> {
     fn drop(&mut self) {
         let engine = self.0;
         engine.reaping.store(false, Ordering::SeqCst);
+        // Every completion ready until now was taken: a poller's grace counts from here (see
+        // `nudge`), so a program that polls between submissions, which reap, never needs the
+        // helper.
+        if engine.polled_since.load(Ordering::Relaxed) != 0 {
+            engine.polled_since.store(0, Ordering::Relaxed);
+        }
         // Let a sleeper see what was processed, or take over the reaping. A sleeper counts
         // itself, then looks at `reaping` again before it sleeps (see `wait_until`): if it
         // counted itself too late to be seen here, it sees the role free.

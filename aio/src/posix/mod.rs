@@ -33,20 +33,21 @@
 //! `aio_fsync`; `lio_listio` submits its whole list at once), and the submitting thread takes
 //! the completions that are ready in the same call to the driver (an io_uring read of cached
 //! data is done by then). Before that, a small read or write of cached data is tried in the
-//! submitting thread with `RWF_NOWAIT` (the inline path, [`Driver::try_now_raw`]): served there,
-//! it never enters the engine's table. A read or write of 128 KiB or more of a buffered file
-//! goes to the kernel's workers instead of being copied inside that call, so a submission
+//! submitting thread with `RWF_NOWAIT` (the inline path, [`Driver::try_now_raw`]): served
+//! there, it never enters the engine's table. A read or write of 128 KiB or more of a buffered
+//! file goes to the kernel's workers instead of being copied inside that call, so a submission
 //! returns in about the same time whatever its size. Completions are then taken, one thread at
-//! a time, by the threads that wait (`aio_suspend`, `lio_listio(LIO_WAIT)`, `aio_cancel`) and by
-//! the submitters — every submission, also one served inline, takes what the engine has
+//! a time, by the threads that wait (`aio_suspend`, `lio_listio(LIO_WAIT)`, `aio_cancel`) and
+//! by the submitters — every submission, also one served inline, takes what the engine has
 //! finished, so a program that polls between its submissions (fio's posixaio engine) sees its
-//! requests end without waiting and without the helper; `aio_error` and `aio_return` only
-//! read the status, as they must to be async-signal-safe. One helper thread takes them when no one else does: while requests that
-//! want a signal or a thread (`SIGEV_SIGNAL`, `SIGEV_THREAD`, `SIGEV_THREAD_ID`) are in flight,
-//! and when a program polls `aio_error` without waiting for a while (50 µs). It runs while
-//! requests are in flight and exits a second after the last. It, and any thread the driver
-//! starts (the pool's), block every signal, as glibc's helper threads do, so the program's
-//! signals go to the program's threads.
+//! requests end without waiting and without the helper; `aio_error` and `aio_return` only read
+//! the status, as they must to be async-signal-safe. One helper thread takes them when no one
+//! else does: while requests that want a signal or a thread (`SIGEV_SIGNAL`, `SIGEV_THREAD`,
+//! `SIGEV_THREAD_ID`) are in flight, and when a program polls `aio_error` for a while (50 µs)
+//! in which no thread took completions (no wait, no submission). It runs while requests are in
+//! flight and exits a second after the last. It, and any thread the driver starts (the pool's),
+//! block every signal, as glibc's helper threads do, so the program's signals go to the
+//! program's threads.
 //!
 //! A waiting thread looks at the statuses with every signal blocked and waits with its own
 //! mask installed atomically for the wait (`io_uring_enter` with a signal mask, `ppoll`): a

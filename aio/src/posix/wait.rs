@@ -35,8 +35,9 @@ pub(super) struct Helper {
 pub(super) const HELPER_IDLE: Duration = Duration::from_secs(1);
 
 /// How long a request may be seen in progress by `aio_error`/`aio_return`, with no thread
-/// taking completions, before the helper is asked to take them: a program that polls and then
-/// waits (fio does) never needs it; one that only polls gets its completions this late at most.
+/// taking completions since, before the helper is asked to take them: a program that polls
+/// and then waits or submits again (fio does: its submissions take the completions) never
+/// needs it; one that only polls gets its completions this late at most.
 pub(super) const POLL_GRACE_NS: u64 = 50_000;
 
 /// How long the helper, asked by a poller, waits for a completion before it goes back to sleep.
@@ -150,10 +151,6 @@ impl Runtime {
     /// Tells the threads asleep in `sleep` that something changed.
     pub(super) fn bump(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        // Progress was made: a poller's wait counts from now (see `nudge`).
-        if self.polled_since.load(Ordering::Relaxed) != 0 {
-            self.polled_since.store(0, Ordering::Relaxed);
-        }
         if self.sleeping.load(Ordering::SeqCst) > 0 {
             for &fd in lock(&self.sleepers).iter() {
                 // SAFETY: a sleeper's descriptor stays open while it is in the list (it leaves
@@ -166,8 +163,8 @@ impl Runtime {
 
     /// Called by `aio_error` and `aio_return` when they see a request in progress; must be
     /// async-signal-safe (no lock, no allocation): atomics, the clock and one `write`. When
-    /// no thread is taking completions and the program has been polling for a while, asks the
-    /// helper to take them.
+    /// the program has been polling for a while ([`POLL_GRACE_NS`]) and no thread took
+    /// completions meanwhile (each that does restarts the clock), asks the helper to take them.
     pub(super) fn nudge(&self) {
         if self.reaping.load(Ordering::Relaxed) {
             return;
