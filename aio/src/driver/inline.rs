@@ -40,11 +40,14 @@ use crate::sys;
 
 /// A thread asks a descriptor's flags again at every this many attempts.
 pub const RECHECK: u64 = 64;
-/// Counter shards, a cache line each. A thread owns one while it lives — no other thread
-/// writes it, so a count is a plain load and store: an atomic add right after the kernel's
-/// copy into the buffer waits for that copy's stores to drain (about 2% of a cached 4 KiB
-/// read). Past `SHARDS` threads at once, the others share shards by turns, with atomic adds.
+/// Counter shards owned by one thread each, a cache line each. A thread owns one while it
+/// lives — no other thread writes it, so a count is a plain load and store: an atomic add
+/// right after the kernel's copy into the buffer waits for that copy's stores to drain (about
+/// 2% of a cached 4 KiB read). Past `SHARDS` threads at once, the others count with atomic
+/// adds in the [`SHARED`] shards after these, taken by turns.
 const SHARDS: usize = 64;
+/// Shards for threads that own none (see `SHARDS`).
+const SHARED: usize = 8;
 
 /// Bit `i` set while a thread owns shard `i` (see `SHARDS`).
 static OWNED: AtomicU64 = AtomicU64::new(0);
@@ -83,7 +86,7 @@ thread_local! {
     };
 }
 
-/// A shard for a thread: one of its own if one is free, else one shared by turns.
+/// A shard for a thread: one of its own if one is free, else one of the shared ones by turns.
 fn take_shard() -> (usize, bool) {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let mut taken = OWNED.load(Ordering::Relaxed);
@@ -99,7 +102,7 @@ fn take_shard() -> (usize, bool) {
             Err(now) => taken = now,
         }
     }
-    (NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS, false)
+    (SHARDS + NEXT.fetch_add(1, Ordering::Relaxed) % SHARED, false)
 }
 
 /// This thread's shard, whether it owns it, and whether this attempt is one at which flags are
@@ -117,7 +120,7 @@ fn local() -> (usize, bool, bool) {
             (l.shard.get(), l.owned.get(), n % RECHECK == 0)
         })
         // A thread being torn down: a shared shard, and ask.
-        .unwrap_or((0, false, true))
+        .unwrap_or((SHARDS, false, true))
 }
 /// At most one request in this many is tried on a descriptor whose attempts keep failing.
 pub const SKIP_MAX: u64 = 256;
@@ -211,7 +214,7 @@ impl Inline {
     pub(crate) fn new(on: bool) -> Inline {
         let slots: Box<[AtomicU64]> =
             (0..if on { SLOTS } else { 0 }).map(|_| AtomicU64::new(0)).collect();
-        Inline { on, slots, shards: (0..SHARDS).map(|_| Shard::default()).collect() }
+        Inline { on, slots, shards: (0..SHARDS + SHARED).map(|_| Shard::default()).collect() }
     }
 
     pub(crate) fn stats(&self) -> InlineStats {
@@ -472,9 +475,10 @@ mod tests {
         assert_eq!(on.stats().ineligible, before.ineligible + 1);
     }
 
-    /// More threads at once than there are shards: those with a shard of their own count with
-    /// plain stores, the others share shards with atomic adds, and a shard a thread leaves
-    /// goes to a later one with its counts — the totals add up.
+    /// More threads at once than there are shards to own: those with a shard of their own
+    /// count with plain stores, the others with atomic adds in the shared ones (never in an
+    /// owned one, whose plain stores would lose them), and a shard a thread leaves goes to a
+    /// later one with its counts — the totals add up.
     #[test]
     fn counts_add_up_with_more_threads_than_shards() {
         let dir = tempfile::tempdir().unwrap();
@@ -492,6 +496,7 @@ mod tests {
                     s.spawn(|| {
                         let mut buf = vec![0u8; 4096];
                         together.wait();
+                        let mut served = 0;
                         for _ in 0..50 {
                             let a = Attempt {
                                 fd,
@@ -501,10 +506,15 @@ mod tests {
                                 flags: 0,
                             };
                             // SAFETY: `buf` is this thread's and alive for the call.
-                            assert_eq!(unsafe { on.try_rw(&a) }, Some(4096));
+                            served += u32::from(unsafe { on.try_rw(&a) } == Some(4096));
                         }
-                        // All alive until all have counted: some surely share.
+                        let (shard, owned, _) = local();
+                        // All alive until all have counted: some surely share. (Checked after:
+                        // a thread failing before would leave the others waiting here.)
                         together.wait();
+                        assert_eq!(served, 50);
+                        // An owned shard is only ever written by its owner.
+                        assert_eq!(owned, shard < SHARDS, "shard {shard}, owned {owned}");
                     });
                 }
             });
