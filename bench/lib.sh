@@ -25,6 +25,20 @@ build_aio() {
         || { echo "no $root/target/release/aio: build it with cargo build --release -p aio-cli" >&2; exit 1; }
 }
 
+# build_dist ROOT LIB...: builds the C libraries into ROOT/target/dist/lib (cargo xtask dist,
+# unless NO_BUILD=1) and checks each LIB named is there; prints nothing on success.
+build_dist() {
+    local root=$1 lib
+    shift
+    if [ "${NO_BUILD:-}" != 1 ]; then
+        (cd "$root" && cargo xtask dist >/dev/null)
+    fi
+    for lib in "$@"; do
+        [ -e "$root/target/dist/lib/$lib" ] \
+            || { echo "no $root/target/dist/lib/$lib: run cargo xtask dist" >&2; exit 1; }
+    done
+}
+
 # median: the median of the numbers on standard input (spaces or newlines between them; 0 for
 # none).
 median() {

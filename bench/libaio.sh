@@ -27,10 +27,7 @@ ours_dir=$root/target/dist/lib
 
 need_fio
 
-if [ "${NO_BUILD:-}" != 1 ]; then
-    (cd "$root" && cargo xtask dist >/dev/null)
-fi
-[ -e "$ours_dir/libaio.so.1" ] || { echo "no $ours_dir/libaio.so.1: run cargo xtask dist" >&2; exit 1; }
+build_dist "$root" libaio.so.1
 
 # Which libaio.so.1 fio loads in each configuration, as ldd sees it.
 resolve() { ldd "$(command -v fio)" | awk '$1 == "libaio.so.1" { print $3 }'; }

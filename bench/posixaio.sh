@@ -45,10 +45,7 @@ need_fio
 fio --enghelp 2>/dev/null | grep -qw posixaio || { echo "this fio has no posixaio engine" >&2; exit 1; }
 fio --enghelp 2>/dev/null | grep -qw io_uring || { echo "this fio has no io_uring engine" >&2; exit 1; }
 
-if [ "${NO_BUILD:-}" != 1 ]; then
-    (cd "$root" && cargo xtask dist >/dev/null)
-fi
-[ -e "$ours_lib" ] || { echo "no $ours_lib: run cargo xtask dist" >&2; exit 1; }
+build_dist "$root" libposixaio.so
 
 mkdir -p "$BENCH_DIR"
 direct_file=$BENCH_DIR/randread-direct.dat

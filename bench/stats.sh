@@ -27,12 +27,7 @@ SIZE=${SIZE:-256M}
 lib_dir=$root/target/dist/lib
 
 need_fio
-if [ "${NO_BUILD:-}" != 1 ]; then
-    (cd "$root" && cargo xtask dist >/dev/null)
-fi
-for f in libposixaio.so libaio.so.1; do
-    [ -e "$lib_dir/$f" ] || { echo "no $lib_dir/$f: run cargo xtask dist" >&2; exit 1; }
-done
+build_dist "$root" libposixaio.so libaio.so.1
 
 mkdir -p "$BENCH_DIR"
 file=$BENCH_DIR/hot.dat

@@ -29,7 +29,6 @@ const OPS: [(StatOp, &str); 5] = [
     (StatOp::Other, "other"),
 ];
 
-/// Errnos counted one by one (Linux's are below 134); others are counted as "other".
 // `request` indexes the counters by the operation's discriminant.
 const _: () = {
     let mut i = 0;
@@ -39,6 +38,7 @@ const _: () = {
     }
 };
 
+/// Errnos counted one by one (Linux's are below 134); others are counted as "other".
 const ERRNOS: usize = 134;
 
 /// A library's counters. Meant for a `static`.
